@@ -6,17 +6,17 @@
 __all__ = ['CurvatureError', 'resolve_device', 'select_blocks', 'is_single_batch', 'move_batch', 'batch_size', 'Curvature',
            'HessianOperator', 'DenseOperator', 'to_dense', 'make_generator', 'rademacher']
 
-# %% ../nbs/01_operator.ipynb #ee9bfa21
+# %% ../nbs/01_operator.ipynb #34f3d9c3
 import copy, re, time, warnings
 from contextlib import contextmanager
 import torch, torch.nn as nn
 from .oracle import math_attention
 
-# %% ../nbs/01_operator.ipynb #262945c6
+# %% ../nbs/01_operator.ipynb #dfb0444a
 class CurvatureError(ValueError):
     "A problem with the model, loss, data or request; the message says what to change."
 
-# %% ../nbs/01_operator.ipynb #3b2aec62
+# %% ../nbs/01_operator.ipynb #f85bcd67
 def resolve_device(device="auto", # "auto", "cpu", "cuda", "cuda:1" or a `torch.device`
                   )->torch.device:
     "`device='auto'` means CUDA when it is there and CPU otherwise; asking for CUDA without it is an error."
@@ -26,7 +26,7 @@ def resolve_device(device="auto", # "auto", "cpu", "cuda", "cuda:1" or a `torch.
         raise CurvatureError(f"device={str(device)!r} was asked for, but CUDA is not available here; use device='auto' or 'cpu'.")
     return d
 
-# %% ../nbs/01_operator.ipynb #8f386740
+# %% ../nbs/01_operator.ipynb #32e4f46a
 def _module_blocks(model, by):
     "All candidate blocks: name -> (module, [trainable parameter names])."
     out = {}
@@ -37,7 +37,7 @@ def _module_blocks(model, by):
         else: out[mname or "(root)"] = (mod, own)
     return out
 
-# %% ../nbs/01_operator.ipynb #d470093d
+# %% ../nbs/01_operator.ipynb #6fcf57c2
 def select_blocks(model:nn.Module, # the model whose parameters are selected
                   layers=None, # None (all), module/parameter names, a regex string, or module type(s)
                   by:str="module", # "module": one block per module owning parameters; "param": one per tensor
@@ -68,7 +68,7 @@ def select_blocks(model:nn.Module, # the model whose parameters are selected
         return out
     return {b: cands[b][1] for b in sel}
 
-# %% ../nbs/01_operator.ipynb #ebc6f346
+# %% ../nbs/01_operator.ipynb #6d04a258
 def is_single_batch(data)->bool:
     "True when `data` is one batch (a tuple/list starting with a tensor, a tensor or a dict), not an iterable of batches."
     if torch.is_tensor(data) or isinstance(data, dict): return True
@@ -91,13 +91,13 @@ def batch_size(batch)->int:
         if n: return n
     raise CurvatureError("could not find a tensor in the batch to count its samples.")
 
-# %% ../nbs/01_operator.ipynb #419330fc
+# %% ../nbs/01_operator.ipynb #415989ba
 def _has_train_sensitive(model):
     "Does the model contain modules whose output depends on training mode (BatchNorm, Dropout)?"
     kinds = (nn.modules.batchnorm._BatchNorm, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
     return any(isinstance(m, kinds) for m in model.modules())
 
-# %% ../nbs/01_operator.ipynb #a0f69223
+# %% ../nbs/01_operator.ipynb #ed7942a6
 class Curvature:
     "The Hessian of `loss_fn(model(x), y)` (or `loss_closure(model, batch)`) over `data`, restricted to chosen blocks."
     def __init__(self, model:nn.Module, # the network; used as is, or copied when `device`/`dtype` differ
@@ -146,7 +146,7 @@ class Curvature:
         return (f"Curvature({type(self.model).__name__}: {len(self.blocks)} blocks, {self.dim:,} parameters, "
                 f"{'1 batch' if self.single else 'batches'}, {self.device}, {self.dtype})")
 
-# %% ../nbs/01_operator.ipynb #4df624e8
+# %% ../nbs/01_operator.ipynb #36e0d598
 from fastcore.basics import patch
 
 @patch
@@ -160,7 +160,7 @@ def context(self:Curvature):
     finally:
         for m, t in modes: m.training = t
 
-# %% ../nbs/01_operator.ipynb #213706c5
+# %% ../nbs/01_operator.ipynb #fb32e3a1
 _DEVICE_MSG = "Expected all tensors to be on the same device"
 
 @patch
@@ -181,7 +181,7 @@ def batch_loss(self:Curvature, batch)->torch.Tensor:
     if not torch.isfinite(loss): raise CurvatureError(f"the loss is {loss.item()} at this iterate: the curvature is undefined.")
     return loss.reshape(())
 
-# %% ../nbs/01_operator.ipynb #e7a44e21
+# %% ../nbs/01_operator.ipynb #c1ee4fdf
 def _key(params): return tuple((p.data_ptr(), p._version) for p in params)
 
 @patch
@@ -209,7 +209,7 @@ def loss(self:Curvature)->float:
     self._sync()
     with torch.no_grad(): return sum(w * self.batch_loss(b).item() for b, w in self.batches())
 
-# %% ../nbs/01_operator.ipynb #5248c02f
+# %% ../nbs/01_operator.ipynb #f795d31d
 @patch
 def _grads(self:Curvature, batch):
     "Gradient of one batch's loss with a graph for second derivatives (None for unused parameters)."
@@ -236,7 +236,7 @@ def clear_cache(self:Curvature):
     "Free the cached gradient graph (it holds the activations of the batch)."
     self._graph = self._graph_key = None
 
-# %% ../nbs/01_operator.ipynb #0ced48f4
+# %% ../nbs/01_operator.ipynb #72b6ebb3
 @patch
 def block_names(self:Curvature, block=None)->list:
     "Parameter names of `block` (a block name, a list of parameter names, or None for the whole selection)."
@@ -268,7 +268,7 @@ def unflatten(self:Curvature, flat, block=None)->dict:
     lead = flat.shape[:-1]
     return {n: c.reshape(*lead, *self.shapes[n]) for n, c in zip(names, flat.split(sizes, dim=-1))}
 
-# %% ../nbs/01_operator.ipynb #2a9120a8
+# %% ../nbs/01_operator.ipynb #2f4c2f07
 def _is_oom(e): return isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in str(e).lower()
 
 @patch
@@ -320,7 +320,7 @@ def _hvp_probes(self:Curvature, V:list, names:list)->list:
                                  "the curvature there is not finite at this iterate.")
     return acc
 
-# %% ../nbs/01_operator.ipynb #b6bbfd19
+# %% ../nbs/01_operator.ipynb #1e86ea8e
 @patch
 def hvp_batch(self:Curvature, V:torch.Tensor, # `[k, d]` probes in the flat coordinates of `block`
               block=None)->torch.Tensor: # `[k, d]`: each row is H_block @ probe
@@ -346,7 +346,7 @@ def hvp(self:Curvature, v, # dict name -> tensor (its keys choose the parameters
         return {n: o[0] for n, o in zip(names, out)}
     return self.hvp_flat(v, block)
 
-# %% ../nbs/01_operator.ipynb #99764a34
+# %% ../nbs/01_operator.ipynb #b7e9f2f0
 class HessianOperator:
     "The Hessian of a `Curvature` restricted to one block, as a linear operator on flat vectors."
     def __init__(self, curv:Curvature, block=None):
@@ -368,12 +368,12 @@ def operator(self:Curvature, block=None)->HessianOperator:
     "The Hessian restricted to `block` (None: all selected parameters) as a linear operator."
     return HessianOperator(self, block)
 
-# %% ../nbs/01_operator.ipynb #d49c70cb
+# %% ../nbs/01_operator.ipynb #dd0eb364
 def to_dense(op)->torch.Tensor:
     "Materialise a (small) operator as a dense matrix, column by column."
     return op.matmat(torch.eye(op.dim, device=op.device, dtype=op.dtype)).T
 
-# %% ../nbs/01_operator.ipynb #225ac8a5
+# %% ../nbs/01_operator.ipynb #ef60853a
 def make_generator(seed:int, device)->torch.Generator:
     "A fresh `torch.Generator` on `device` seeded with `seed`."
     return torch.Generator(device=device).manual_seed(int(seed))

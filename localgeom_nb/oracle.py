@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['math_attention', 'dense_hessian', 'TokenMLP', 'ResLN', 'TinyAttention', 'TinyCNN', 'tiny_problems']
 
-# %% ../nbs/00_oracle.ipynb #c15a5b8a
+# %% ../nbs/00_oracle.ipynb #609bc7b7
 import torch, torch.nn as nn, torch.nn.functional as F
 from contextlib import contextmanager
 from torch.func import functional_call
 
-# %% ../nbs/00_oracle.ipynb #12356d13
+# %% ../nbs/00_oracle.ipynb #97b7da1d
 @contextmanager
 def math_attention():
     "Route `F.scaled_dot_product_attention` to the math kernel, which supports higher-order derivatives."
@@ -18,13 +18,13 @@ def math_attention():
     except ImportError: yield; return
     with sdpa_kernel([SDPBackend.MATH]): yield
 
-# %% ../nbs/00_oracle.ipynb #691d0353
+# %% ../nbs/00_oracle.ipynb #3192730c
 def _as_batches(data):
     "A single `(inputs, targets)` batch becomes a one-element list; an iterable of batches is listed."
     if isinstance(data, (tuple, list)) and len(data) == 2 and torch.is_tensor(data[0]): return [tuple(data)]
     return [tuple(b) for b in data]
 
-# %% ../nbs/00_oracle.ipynb #83ef6617
+# %% ../nbs/00_oracle.ipynb #216175c3
 def dense_hessian(model:nn.Module, # the model, evaluated as it is (call `.eval()` yourself)
                   loss_fn, # `loss_fn(outputs, targets)` giving a scalar mean loss
                   data, # one `(inputs, targets)` batch or an iterable of them (sample-weighted mean)
@@ -47,7 +47,7 @@ def dense_hessian(model:nn.Module, # the model, evaluated as it is (call `.eval(
         with math_attention(): H = H + torch.autograd.functional.hessian(f, flat0) * (len(x) / total)
     return H
 
-# %% ../nbs/00_oracle.ipynb #1840d680
+# %% ../nbs/00_oracle.ipynb #12e4aa91
 class TokenMLP(nn.Module):
     "Linear layers applied per token, then a mean over tokens: curvature with cross-token terms."
     def __init__(self, d=3, h=5, c=3):
@@ -77,7 +77,7 @@ class TinyCNN(nn.Module):
         super().__init__(); self.conv = nn.Conv2d(1, 2, 3); self.head = nn.Linear(2 * 4 * 4, c)
     def forward(self, x): return self.head(torch.tanh(self.conv(x)).flatten(1))
 
-# %% ../nbs/00_oracle.ipynb #c444dab9
+# %% ../nbs/00_oracle.ipynb #7a713f94
 def _mlp(act): return nn.Sequential(nn.Linear(4, 6), act, nn.Linear(6, 3))
 
 def tiny_problems(seed:int=0, # seed for weights and data
