@@ -1,5 +1,41 @@
 __version__ = "0.1.0"
-"Local geometry of neural-network losses along training trajectories."
-# The one hand-written module: it re-exports the public API of the exported modules.
-from .oracle import *
-from .operator import *
+# Local geometry of neural-network losses along training trajectories.
+# The one hand-written module: it re-exports the public API of the exported modules, lazily (PEP 562), so that
+# `import localgeom_nb.plots` or the CLI's `--help` do not pay for importing torch.
+import importlib as _il
+
+# modules that patch methods onto `Curvature` are imported together, so `lg.Curvature(...)` has all its methods
+_CORE = ["oracle", "operator", "spectrum", "estimators", "stats", "data", "models", "track", "experiments"]
+_LAZY = ["plots", "explorer", "cli", "docs"]
+
+def _index():
+    "Public name -> submodule, from nbdev's symbol index."
+    from ._modidx import d
+    out = {}
+    for mod, syms in d["syms"].items():
+        short = mod.rsplit(".", 1)[-1]
+        for s in syms:
+            rest = s[len(mod) + 1:]
+            if "." not in rest and not rest.startswith("_"): out.setdefault(rest, short)
+    return out
+
+_NAMES = _index()
+__all__ = sorted(_NAMES)
+
+def _load(short):
+    try: return _il.import_module(f".{short}", __name__)
+    except ModuleNotFoundError as e:
+        if e.name == f"{__name__}.{short}": return None
+        raise
+
+def __getattr__(name):
+    short = _NAMES.get(name)
+    if short is None: raise AttributeError(f"module 'localgeom_nb' has no attribute {name!r}")
+    if short in _CORE:
+        for m in _CORE: _load(m)
+    mod = _load(short)
+    val = getattr(mod, name)
+    globals()[name] = val
+    return val
+
+def __dir__(): return sorted(set(globals()) | set(__all__))
