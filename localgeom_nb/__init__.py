@@ -10,7 +10,8 @@ _LAZY = ["plots", "explorer", "cli", "docs"]
 
 def _index():
     "Public name -> submodule, from nbdev's symbol index."
-    from ._modidx import d
+    try: from ._modidx import d
+    except Exception: return {}  # mid-export: fall back to searching the modules
     out = {}
     for mod, syms in d["syms"].items():
         short = mod.rsplit(".", 1)[-1]
@@ -29,7 +30,7 @@ def _load(short):
         raise
 
 def __getattr__(name):
-    short = _NAMES.get(name)
+    short = _NAMES.get(name) or next((m for m in _CORE + _LAZY if name in getattr(_load(m), "__all__", ())), None)
     if short is None: raise AttributeError(f"module 'localgeom_nb' has no attribute {name!r}")
     if short in _CORE:
         for m in _CORE: _load(m)
