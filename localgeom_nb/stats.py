@@ -111,6 +111,7 @@ def layer_stats(self:Curvature,
                 method:str="exact", # diagonal method: "exact", "hutchinson" or "xdiag"
                 n_probes:int=None, # probes for estimated diagonals
                 top_eig:bool=False, # also the top eigenvalue of each block (Lanczos)
+                eig_tol:float=1e-6, # relative residual tolerance of that Lanczos run
                 precond:dict=None, # parameter name -> diagonal preconditioner P (see `precond_diag`)
                 whole:bool=True, # add a row for all selected parameters together
                 abs:bool=True, q:float=0.5, interpolation:str="lower", # R_med conventions (see `r_med`)
@@ -134,7 +135,7 @@ def layer_stats(self:Curvature,
         s = cat(se) if all(n in se and se[n] is not None for n in names) else None
         P = cat(precond) if precond and all(n in precond for n in names) else None
         row = _row(b, d, s, abs, q, interpolation, P)
-        if top_eig: row["top_eig"] = self.eigenvalues(k=1, block=None if b == _WHOLE else b, seed=seed).values[0].item()
+        if top_eig: row["top_eig"] = self.eigenvalues(k=1, block=None if b == _WHOLE else b, seed=seed, tol=eig_tol).values[0].item()
         rows.append(row)
     df = pd.DataFrame(rows)
     df["method"], df["abs"], df["q"], df["interpolation"] = info.get("method", method), abs, q, interpolation
