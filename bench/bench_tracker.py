@@ -1,0 +1,48 @@
+"""Overhead of tracking: digits MLP 64-128-128-10 (tanh), 1000 SGD steps at batch 64, with and without a `Tracker`
+recording every layer's EXACT R_med (and the quantile statistics, eval loss, run store on disk with a training-state
+checkpoint per record) every 50 steps on a fixed 512-sample subset. Target: tracked / untracked <= 1.25.
+
+Run: python bench/bench_tracker.py   (BENCH_THREADS=1 by default, as `localgeom compare` on a CPU; BENCH_REPEATS=3)"""
+import os, sys, tempfile, statistics, time
+import torch, torch.nn.functional as F
+sys.path.insert(0, __file__.rsplit('/', 1)[0])
+from common import header, table
+from localgeom_nb.data import digits, eval_subset, make_loader
+from localgeom_nb.models import MLP
+from localgeom_nb.track import Tracker, track_training
+
+STEPS, EVERY, BATCH, N_EVAL = 1000, 50, 64, 512
+
+def run(tracked:bool, folder=None):
+    "Seconds for one training run (fresh model, optimizer and loader), and the tracker (or None)."
+    X, y = digits()
+    model = MLP(64, (128, 128), 10, act="tanh", seed=0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loader = make_loader(X, y, BATCH, shuffle=True, seed=0)
+    t0 = time.perf_counter()
+    if tracked:
+        with Tracker(model, F.cross_entropy, eval_subset(X, y, N_EVAL), every=EVERY, run=folder, optimizer_name="sgd") as tr:
+            track_training(model, opt, loader, F.cross_entropy, STEPS, tr, progress=False)
+    else:
+        tr = None
+        track_training(model, opt, loader, F.cross_entropy, STEPS, None, progress=False)
+    return time.perf_counter() - t0, tr
+
+def main():
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", 1)))
+    reps = int(os.environ.get("BENCH_REPEATS", 3))
+    header(f"Tracker overhead: digits MLP, {STEPS} SGD steps, batch {BATCH}, exact R_med every {EVERY} steps on {N_EVAL} samples")
+    run(False); run(True)                          # warm-up (imports, allocator)
+    plain, mem, disk, recs = [], [], [], []
+    for i in range(reps):                          # interleaved, so background load hits all variants alike
+        plain.append(run(False)[0])
+        t, tr = run(True); mem.append(t); recs.append(tr.seconds / tr.n_records)
+        with tempfile.TemporaryDirectory() as d: disk.append(run(True, os.path.join(d, "run"))[0])
+    p, m, k = (statistics.median(x) for x in (plain, mem, disk))
+    table([dict(variant="untracked", seconds=p, ratio=1.0),
+           dict(variant="tracked, in memory", seconds=m, ratio=m / p),
+           dict(variant="tracked, run folder + checkpoints", seconds=k, ratio=k / p)], ["variant", "seconds", "ratio"])
+    print(f"\nrecords per run: {tr.n_records}; seconds per record (stats + eval loss): {statistics.median(recs)*1e3:.1f} ms")
+    print(f"overhead ratio (run folder): {k / p:.3f}x  (target <= 1.25x)")
+
+if __name__ == "__main__": main()
