@@ -15,22 +15,24 @@ from .operator import Curvature, CurvatureError
 def _flat(diag)->torch.Tensor:
     "One flat float64 tensor from a tensor or a dict/list of tensors."
     if isinstance(diag, dict): diag = list(diag.values())
-    if isinstance(diag, (list, tuple)): diag = torch.cat([torch.as_tensor(d).reshape(-1) for d in diag])
-    return torch.as_tensor(diag).reshape(-1).double()
+    if isinstance(diag, (list, tuple)): diag = torch.cat([torch.as_tensor(d).detach().reshape(-1) for d in diag])
+    return torch.as_tensor(diag).detach().reshape(-1).double()
+
+def _sorted_quantile(xs:torch.Tensor, q:float, interpolation:str)->float:
+    "The `q`-quantile of the already sorted 1-d tensor `xs`."
+    if not 0 <= q <= 1: raise CurvatureError(f"q={q} must lie in [0, 1].")
+    if interpolation not in ("lower", "linear"): raise CurvatureError(f"interpolation={interpolation!r}: use 'lower' or 'linear'.")
+    pos = q * (len(xs) - 1); i = int(math.floor(pos))
+    lo = xs[i].item()
+    if interpolation == "lower" or pos == i: return lo
+    return lo + (pos - i) * (xs[i + 1].item() - lo)
 
 def quantile(x:torch.Tensor, # values (any shape; flattened)
              q:float, # in [0, 1]
              interpolation:str="lower", # "lower" (torch.median's convention) or "linear" (numpy's)
             )->float:
-    "The `q`-quantile of `x`, for any size of `x`."
-    x = _flat(x)
-    if not 0 <= q <= 1: raise CurvatureError(f"q={q} must lie in [0, 1].")
-    if interpolation not in ("lower", "linear"): raise CurvatureError(f"interpolation={interpolation!r}: use 'lower' or 'linear'.")
-    pos = q * (len(x) - 1)
-    lo = x.kthvalue(int(math.floor(pos)) + 1).values.item()
-    if interpolation == "lower" or pos == math.floor(pos): return lo
-    hi = x.kthvalue(int(math.floor(pos)) + 2).values.item()
-    return lo + (pos - math.floor(pos)) * (hi - lo)
+    "The `q`-quantile of `x`, for any size of `x` (one sort; `torch.quantile` stops at 16M entries)."
+    return _sorted_quantile(_flat(x).sort().values, q, interpolation)
 
 # %% ../nbs/04_stats.ipynb #156e6351
 def r_med(diag, # Hessian diagonal: a tensor, or a dict of tensors (one layer's parameters)
@@ -43,28 +45,31 @@ def r_med(diag, # Hessian diagonal: a tensor, or a dict of tensors (one layer's 
     if len(d) == 0: raise CurvatureError("r_med of an empty diagonal.")
     if not torch.isfinite(d).all(): raise CurvatureError("the diagonal has NaN/Inf entries: R_med is undefined.")
     if abs: d = d.abs()
-    den = quantile(d, q, interpolation)
-    if den == 0: return math.inf
-    return d.max().item() / den
+    return _ratio(d.sort().values, q, interpolation)
+
+def _ratio(xs, q, interpolation):
+    "max / q-quantile of the sorted values `xs` (inf when the quantile is 0)."
+    den = _sorted_quantile(xs, q, interpolation)
+    return math.inf if den == 0 else xs[-1].item() / den
 
 # %% ../nbs/04_stats.ipynb #a673fdff
 def diag_stats(diag, abs:bool=True, q:float=0.5, interpolation:str="lower")->dict:
     "Summary statistics of one block's Hessian diagonal: R_med, the max, quantiles, R_q99, negatives."
     raw = _flat(diag)
     if not torch.isfinite(raw).all(): raise CurvatureError("the diagonal has NaN/Inf entries.")
-    d = raw.abs() if abs else raw
-    qs = {f"d_{name}": quantile(d, v, interpolation) for name, v in [("min", 0), ("q10", .1), ("median", q), ("q90", .9), ("q99", .99)]}
+    xs = (raw.abs() if abs else raw).sort().values  # one sort serves every quantile
+    qs = {f"d_{name}": _sorted_quantile(xs, v, interpolation) for name, v in [("min", 0), ("q10", .1), ("median", q), ("q90", .9), ("q99", .99)]}
     med = qs["d_median"]
-    return dict(n_params=len(d), r_med=r_med(raw, abs, q, interpolation), d_max=d.max().item(), **qs,
-                r_q99=(qs["d_q99"] / med if med else math.inf), d_mean=d.mean().item(),
+    return dict(n_params=len(xs), r_med=_ratio(xs, q, interpolation), d_max=xs[-1].item(), **qs,
+                r_q99=(qs["d_q99"] / med if med else math.inf), d_mean=xs.mean().item(),
                 frac_negative=(raw < 0).double().mean().item())
 
 # %% ../nbs/04_stats.ipynb #a696f79f
 def r_med_stderr(diag, stderr, n_boot:int=64, seed:int=0, **kw)->float:
     "Bootstrap standard error of `r_med(diag)` given per-entry standard errors."
     d, s = _flat(diag), _flat(stderr)
-    g = torch.Generator().manual_seed(seed)
-    draws = [r_med(d + s * torch.randn(len(d), generator=g, dtype=d.dtype), **kw) for _ in range(n_boot)]
+    g = torch.Generator(device=d.device).manual_seed(seed)
+    draws = [r_med(d + s * torch.randn(len(d), generator=g, dtype=d.dtype, device=d.device), **kw) for _ in range(n_boot)]
     t = torch.tensor([x for x in draws if math.isfinite(x)], dtype=torch.float64)
     return t.std().item() if len(t) > 1 else math.nan
 
@@ -128,7 +133,7 @@ def layer_stats(self:Curvature,
     groups = list(self.blocks.items()) + ([(_WHOLE, self.names)] if whole and len(self.blocks) > 1 else [])
     rows = []
     for b, names in groups:
-        cat = lambda src: torch.cat([src[n].detach().reshape(-1).double().cpu() for n in names])
+        cat = lambda src: torch.cat([src[n].detach().reshape(-1).double() for n in names])  # stays on the device
         d = cat(diag)
         if not torch.isfinite(d).all():
             raise CurvatureError(f"the Hessian diagonal of block {b!r} has NaN/Inf entries at this iterate.")
