@@ -7,7 +7,7 @@ __all__ = ['quantile', 'r_med', 'diag_stats', 'r_med_stderr', 'precond_diag']
 
 # %% ../nbs/04_stats.ipynb #1546beed
 import math, time, warnings
-import torch, pandas as pd
+import numpy as np, torch, pandas as pd
 from fastcore.basics import patch
 from .operator import Curvature, CurvatureError
 
@@ -18,21 +18,34 @@ def _flat(diag)->torch.Tensor:
     if isinstance(diag, (list, tuple)): diag = torch.cat([torch.as_tensor(d).detach().reshape(-1) for d in diag])
     return torch.as_tensor(diag).detach().reshape(-1).double()
 
-def _sorted_quantile(xs:torch.Tensor, q:float, interpolation:str)->float:
-    "The `q`-quantile of the already sorted 1-d tensor `xs`."
+def _qpos(n:int, q:float, interpolation:str)->list:
+    "The sorted positions the `q`-quantile of `n` values needs, with their weights."
     if not 0 <= q <= 1: raise CurvatureError(f"q={q} must lie in [0, 1].")
     if interpolation not in ("lower", "linear"): raise CurvatureError(f"interpolation={interpolation!r}: use 'lower' or 'linear'.")
-    pos = q * (len(xs) - 1); i = int(math.floor(pos))
-    lo = xs[i].item()
-    if interpolation == "lower" or pos == i: return lo
-    return lo + (pos - i) * (xs[i + 1].item() - lo)
+    pos = q * (n - 1); i = int(math.floor(pos)); f = pos - i
+    return [(i, 1.0)] if interpolation == "lower" or f == 0 else [(i, 1 - f), (i + 1, f)]
+
+def _sorted_at(x:torch.Tensor, idx)->dict:
+    "Values of `sorted(x)` at positions `idx`: one `np.partition` on CPU (linear time), one sort on other devices."
+    idx = sorted(set(idx))
+    if x.device.type == "cpu":
+        part = np.partition(x.numpy(), idx)
+        return {i: float(part[i]) for i in idx}
+    xs = x.sort().values
+    return {i: xs[i].item() for i in idx}
+
+def _quantiles(x:torch.Tensor, qs, interpolation:str="lower")->list:
+    "Several quantiles of the flat tensor `x` from one selection pass."
+    plans = [_qpos(len(x), q, interpolation) for q in qs]
+    vals = _sorted_at(x, [i for p in plans for i, _ in p])
+    return [sum(w * vals[i] for i, w in p) for p in plans]
 
 def quantile(x:torch.Tensor, # values (any shape; flattened)
              q:float, # in [0, 1]
              interpolation:str="lower", # "lower" (torch.median's convention) or "linear" (numpy's)
             )->float:
-    "The `q`-quantile of `x`, for any size of `x` (one sort; `torch.quantile` stops at 16M entries)."
-    return _sorted_quantile(_flat(x).sort().values, q, interpolation)
+    "The `q`-quantile of `x`, for any size of `x` (`torch.quantile` stops at 16M entries)."
+    return _quantiles(_flat(x), [q], interpolation)[0]
 
 # %% ../nbs/04_stats.ipynb #156e6351
 def r_med(diag, # Hessian diagonal: a tensor, or a dict of tensors (one layer's parameters)
@@ -45,23 +58,20 @@ def r_med(diag, # Hessian diagonal: a tensor, or a dict of tensors (one layer's 
     if len(d) == 0: raise CurvatureError("r_med of an empty diagonal.")
     if not torch.isfinite(d).all(): raise CurvatureError("the diagonal has NaN/Inf entries: R_med is undefined.")
     if abs: d = d.abs()
-    return _ratio(d.sort().values, q, interpolation)
-
-def _ratio(xs, q, interpolation):
-    "max / q-quantile of the sorted values `xs` (inf when the quantile is 0)."
-    den = _sorted_quantile(xs, q, interpolation)
-    return math.inf if den == 0 else xs[-1].item() / den
+    den, top = _quantiles(d, [q, 1.0], interpolation)
+    return math.inf if den == 0 else top / den
 
 # %% ../nbs/04_stats.ipynb #a673fdff
 def diag_stats(diag, abs:bool=True, q:float=0.5, interpolation:str="lower")->dict:
     "Summary statistics of one block's Hessian diagonal: R_med, the max, quantiles, R_q99, negatives."
     raw = _flat(diag)
     if not torch.isfinite(raw).all(): raise CurvatureError("the diagonal has NaN/Inf entries.")
-    xs = (raw.abs() if abs else raw).sort().values  # one sort serves every quantile
-    qs = {f"d_{name}": _sorted_quantile(xs, v, interpolation) for name, v in [("min", 0), ("q10", .1), ("median", q), ("q90", .9), ("q99", .99)]}
+    d = raw.abs() if abs else raw
+    names = ["d_min", "d_q10", "d_median", "d_q90", "d_q99", "d_max"]
+    qs = dict(zip(names, _quantiles(d, [0, .1, q, .9, .99, 1], interpolation)))  # one selection pass for all
     med = qs["d_median"]
-    return dict(n_params=len(xs), r_med=_ratio(xs, q, interpolation), d_max=xs[-1].item(), **qs,
-                r_q99=(qs["d_q99"] / med if med else math.inf), d_mean=xs.mean().item(),
+    return dict(n_params=len(d), r_med=(qs["d_max"] / med if med else math.inf), **qs,
+                r_q99=(qs["d_q99"] / med if med else math.inf), d_mean=d.mean().item(),
                 frac_negative=(raw < 0).double().mean().item())
 
 # %% ../nbs/04_stats.ipynb #a696f79f
