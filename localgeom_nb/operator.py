@@ -347,7 +347,7 @@ def hvp(self:Curvature, v, # dict name -> tensor (its keys choose the parameters
         return {n: o[0] for n, o in zip(names, out)}
     return self.hvp_flat(v, block)
 
-# %% ../nbs/01_operator.ipynb #b7e9f2f0
+# %% ../nbs/01_operator.ipynb #41a3b391
 class HessianOperator:
     "The Hessian of a `Curvature` restricted to one block, as a linear operator on flat vectors."
     def __init__(self, curv:Curvature, block=None):
@@ -369,12 +369,12 @@ def operator(self:Curvature, block=None)->HessianOperator:
     "The Hessian restricted to `block` (None: all selected parameters) as a linear operator."
     return HessianOperator(self, block)
 
-# %% ../nbs/01_operator.ipynb #dd0eb364
+# %% ../nbs/01_operator.ipynb #a7ac2164
 def to_dense(op)->torch.Tensor:
     "Materialise a (small) operator as a dense matrix, column by column."
     return op.matmat(torch.eye(op.dim, device=op.device, dtype=op.dtype)).T
 
-# %% ../nbs/01_operator.ipynb #ef60853a
+# %% ../nbs/01_operator.ipynb #86a64169
 def make_generator(seed:int, device)->torch.Generator:
     "A fresh `torch.Generator` on `device` seeded with `seed`."
     return torch.Generator(device=device).manual_seed(int(seed))
