@@ -3,7 +3,7 @@
 
 Measured side by side in one run:
   * one full-batch gradient (the unit of cost);
-  * our exact diagonal of ALL layers (`curv.diagonal()`, output-space shortcut for the linear layers);
+  * our exact diagonal of ALL layers (`curv.diagonal()`: the MLP route, one backward pass of per-sample curvature factors);
   * basis Hessian-vector products for the 128x128 hidden layer (`2.weight` + `2.bias`), timed on a sample of
     columns and extrapolated to the whole layer (stated in the table);
   * R_med error of the Hutchinson and XDiag diagonals of `2.weight` (probes restricted to that parameter) vs the
@@ -76,7 +76,7 @@ def main():
 
     def exact_all():
         curv = Curvature(model, loss_fn, batch, progress=False, device="cpu")
-        d = curv.diagonal()   # fast path for every Linear layer, 2 coordinates per layer verified against basis HVPs
+        d = curv.diagonal()   # MLP route for every layer, 2 coordinates per layer verified against basis HVPs
         return curv, d
     t_exact, (curv, d_exact) = timed(exact_all, 3)
     info = curv.last_info; c = info['counts']
