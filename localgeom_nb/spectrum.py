@@ -278,7 +278,7 @@ def _per_block(curv, per_block, block, fn):
 def eigenvalues(self:Curvature, k:int=1, # number of eigenpairs
                 block=None, # a block name (or list of parameter names); None: all selected parameters
                 per_block:bool=False, # return a dict block -> EigResult over all blocks
-                tol:float=1e-6, # relative residual tolerance (see `lanczos`); eigenvalue error ~ tol^2 * |lambda| / gap
+                tol:float=1e-4, # relative residual tolerance (see `lanczos`); eigenvalue error ~ tol^2 * |lambda| / gap
                 max_iter:int=None, # Lanczos steps; default `default_max_iter(dim, k)`
                 seed:int=0, # start-vector seed
                 which:str="LA", # "LA" largest, "SA" smallest, "LM" largest magnitude
