@@ -132,6 +132,7 @@ def run_one(task, # task name or `Task`
             folder=None, # run folder, or None for an in-memory run
             device="auto", method:str=None, n_probes:int=None, layers=None, precond:bool=True,
             progress:bool=False, desc:str=None,
+            background:bool=True, # compute the records in a worker thread while training goes on (see `Tracker`)
            )->pd.DataFrame:
     "Train and track one (task, optimizer, seed) run; returns its runs table."
     task = get_task(task); dev = resolve_device(device)
@@ -141,7 +142,7 @@ def run_one(task, # task name or `Task`
     opt = cls(model.parameters(), **kw)
     cfg = _run_config(task, name, cls, kw, seed, steps)
     with Tracker(model, task.loss_fn, task.eval_batch(), every=every, layers=layers, run=folder, method=method or task.method, n_probes=n_probes or task.n_probes, precond=precond, optimizer_name=name,
-                 seed=seed, device=dev, config=cfg) as tr:
+                 seed=seed, device=dev, config=cfg, background=background) as tr:
         track_training(model, opt, task.loader(seed), task.loss_fn, steps, tr, progress=progress, desc=desc)
     return tr.df
 
@@ -159,15 +160,16 @@ def compare_optimizers(task=DEFAULT_TASK, # task name or `Task`
                        layers=None, # blocks to track (default: all)
                        precond:bool=True, # also record the preconditioned R_med of adaptive optimizers
                        threads="auto", # torch CPU threads during the runs: "auto" (1 on CPU), a number, or None (leave as is)
+                       background:bool=True, # compute each record in a worker thread while training goes on (same rows)
                       )->pd.DataFrame: # the runs table of all runs
     "Train every optimizer from the same initialisation on the same data order for each seed, tracking the curvature."
     n0 = torch.get_num_threads()
     if threads == "auto": threads = 1 if resolve_device(device).type == "cpu" else None
     if threads: torch.set_num_threads(int(threads))
-    try: return _compare(task, optimizers, steps, seeds, every, out, device, progress, method, n_probes, layers, precond)
+    try: return _compare(task, optimizers, steps, seeds, every, out, device, progress, method, n_probes, layers, precond, background)
     finally: torch.set_num_threads(n0)
 
-def _compare(task, optimizers, steps, seeds, every, out, device, progress, method, n_probes, layers, precond):
+def _compare(task, optimizers, steps, seeds, every, out, device, progress, method, n_probes, layers, precond, background=True):
     task, opts = get_task(task), resolve_optimizers(optimizers, task)
     steps, every, seeds = steps or task.steps, every or task.every, [int(s) for s in (seeds if np.iterable(seeds) else range(seeds))]
     root = None if out is None else Path(out).expanduser()/task.name
@@ -179,7 +181,7 @@ def _compare(task, optimizers, steps, seeds, every, out, device, progress, metho
             want = dict(_run_config(task, name, cls, kw, seed, steps), every=every, method=method or task.method, layers=layers)
             if _finished(folder, steps, want): frames.append(load_runs(folder)); continue
             frames.append(run_one(task, name, cls, kw, seed, steps, every, folder, device, method, n_probes, layers,
-                                  precond, progress, desc=f"{name} seed {seed}"))
+                                  precond, progress, desc=f"{name} seed {seed}", background=background))
     except KeyboardInterrupt:
         warnings.warn(f"interrupted: returning the {len(frames)} finished runs" + (f"; everything recorded is in {root}, "
                       "and the same call resumes" if root is not None else ""))

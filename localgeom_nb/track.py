@@ -7,8 +7,9 @@ __all__ = ['RUNS_SCHEMA', 'DEFAULT_STATS', 'Training', 'StoreError', 'runs_frame
            'find_runs', 'load_runs', 'run_configs', 'Tracker', 'track_training']
 
 # %% ../nbs/07_track.ipynb #8856c962
-import errno, json, math, os, platform, sys, time, warnings
+import copy, errno, json, math, os, platform, sys, time, warnings
 from collections import namedtuple
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -26,6 +27,7 @@ RUNS_SCHEMA = {"run_id": "str", "optimizer": "str", "seed": "int64", "step": "in
 _ARROW = pa.schema([(c, pa.string() if t == "str" else pa.int64() if t == "int64" else pa.float64())
                     for c, t in RUNS_SCHEMA.items()])
 _KEY = ["run_id", "step", "layer", "stat"]
+_OPTIONAL = ("stderr", "loss", "time")  # NaN when missing
 
 class StoreError(CurvatureError):
     "A run folder or file cannot be read or used: the message names the file and what to do."
@@ -38,16 +40,23 @@ def runs_frame(rows, # list of dicts, dict of columns, or a DataFrame, with at l
                **defaults, # values for missing columns (run_id, optimizer, seed, loss, ...)
               )->pd.DataFrame:
     "A runs-table DataFrame with exactly the `RUNS_SCHEMA` columns and dtypes."
+    if isinstance(rows, dict) and rows:            # columns: complete them first, then build the frame once (fast)
+        n = len(next(iter(rows.values())))
+        rows = {c: rows[c] if c in rows else [defaults.get(c, np.nan)] * n if c in defaults or c in _OPTIONAL else None
+                for c in RUNS_SCHEMA}
+        miss = [c for c, v in rows.items() if v is None]
+        if miss and n: raise StoreError(f"runs rows lack the column {miss[0]!r}; a runs table has {list(RUNS_SCHEMA)}")
     df = pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows.copy()
     if len(df) == 0: return pd.DataFrame({c: pd.Series([], dtype=(str if t == "str" else t)) for c, t in RUNS_SCHEMA.items()})
     for c in RUNS_SCHEMA:
         if c not in df.columns:
             if c in defaults: df[c] = defaults[c]
-            elif c in ("stderr", "loss", "time"): df[c] = np.nan
+            elif c in _OPTIONAL: df[c] = np.nan
             else: raise StoreError(f"runs rows lack the column {c!r}; a runs table has {list(RUNS_SCHEMA)}")
-    df = df[list(RUNS_SCHEMA)]
+    if list(df.columns) != list(RUNS_SCHEMA): df = df[list(RUNS_SCHEMA)]
     casts = {c: (str if t == "str" else t) for c, t in RUNS_SCHEMA.items() if not _dtype_ok(df[c], t)}
-    return (df.astype(casts) if casts else df).reset_index(drop=True)
+    df = df.astype(casts) if casts else df
+    return df if isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1 else df.reset_index(drop=True)
 
 # %% ../nbs/07_track.ipynb #97c803d8
 def _atomic_write(path:Path, write, durable:bool=False):
@@ -151,7 +160,7 @@ class RunStore:
                  durable:bool=False, # fsync every file before renaming it (survives power loss, not just a crash)
                 ):
         self.path, self.durable = (None if path is None else Path(path).expanduser()), durable
-        self._disk, self._pending, self._steps, self.resumed = [], [], set(), False
+        self._disk, self._pending, self._steps, self.resumed, self._state = [], [], set(), False, None
         cfg, t_done = dict(config or {}), 0.0
         if self.path is not None and (self.path/"config.json").is_file():
             if not resume: raise StoreError(f"{self.path} already holds a run; pass resume=True to continue it or use another folder.")
@@ -215,6 +224,12 @@ def update_config(self:RunStore, **kw):
     self.config.update(_jsonable(kw)); self._save_config()
 
 @patch
+def _add(self:RunStore, df:pd.DataFrame)->pd.DataFrame:
+    "Buffer a runs frame that already has the `RUNS_SCHEMA` columns and dtypes (the tracker's fast path)."
+    if len(df): self._pending.append(df); self._steps.update(np.unique(df["step"].to_numpy()).tolist())
+    return df
+
+@patch
 def append(self:RunStore, rows, # list of dicts or a DataFrame of runs rows (run_id/optimizer/seed default from config)
           )->pd.DataFrame:
     "Buffer `rows` (nothing is written until `flush()`); returns them as a runs frame."
@@ -227,8 +242,10 @@ def append(self:RunStore, rows, # list of dicts or a DataFrame of runs rows (run
 # %% ../nbs/07_track.ipynb #6d74bf5d
 @patch
 def flush(self:RunStore)->int:
-    "Write the buffered rows as one atomic chunk; returns the number of rows written. On failure the rows stay buffered."
-    if not self._pending: return 0
+    "Write the buffered rows as one atomic chunk, then the last `snapshot`; returns the number of rows written. On failure both stay buffered."
+    if not self._pending:
+        if self._state is not None: self._write_state()
+        return 0
     df = pd.concat(self._pending, ignore_index=True)
     if self.path is not None:
         part = self.path/"metrics"/f"part-{self._next_part:05d}.parquet"
@@ -240,6 +257,7 @@ def flush(self:RunStore)->int:
                           "in memory: free disk space or fix permissions, then call flush() again", str(part)) from e
         self._next_part += 1
     self._disk.append(df); self._pending = []
+    if self._state is not None: self._write_state()
     return len(df)
 
 @patch(as_prop=True)
@@ -271,14 +289,35 @@ def close(self:RunStore, status:str=None, # new status for config.json ("complet
     except OSError as e: warnings.warn(f"could not merge the chunks of {self.path} ({e}); they are kept and load fine.")
 
 # %% ../nbs/07_track.ipynb #58c513ad
+def _clone(obj):
+    "A copy of a (nested) state dict whose tensors no longer change with training."
+    if torch.is_tensor(obj): return obj.detach().clone()
+    if isinstance(obj, dict): return {k: _clone(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)): return type(obj)(_clone(v) for v in obj)
+    return obj
+
+def _state_of(model:nn.Module, optimizer=None, step:int=0)->dict:
+    "A copy of model, optimizer and random state at `step`."
+    return dict(step=int(step), model=_clone(model.state_dict()), rng=torch.get_rng_state(),
+                optimizer=_clone(optimizer.state_dict()) if optimizer is not None else None)
+
+@patch
+def snapshot(self:RunStore, model:nn.Module, optimizer=None, step:int=0):
+    "Copy model, optimizer and random state at `step` in memory; the next `flush` writes it (run folders only)."
+    if self.path is not None: self._state = _state_of(model, optimizer, step)
+
+@patch
+def _write_state(self:RunStore):
+    "Write the pending snapshot to `state.pt` (atomically); on failure it stays pending."
+    if self.path is None or self._state is None: return
+    try: _atomic_write(self.path/"state.pt", lambda tmp: torch.save(self._state, tmp), self.durable)
+    except OSError as e: raise OSError(e.errno, f"cannot write the training state ({e.strerror or e})", str(self.path/"state.pt")) from e
+    self._state = None
+
 @patch
 def save_state(self:RunStore, model:nn.Module, optimizer=None, step:int=0):
-    "Save model and optimizer state at `step` to `state.pt` in the run folder (atomically)."
-    if self.path is None: return
-    state = dict(step=int(step), model=model.state_dict(), rng=torch.get_rng_state(),
-                 optimizer=optimizer.state_dict() if optimizer is not None else None)
-    try: _atomic_write(self.path/"state.pt", lambda tmp: torch.save(state, tmp), self.durable)
-    except OSError as e: raise OSError(e.errno, f"cannot write the training state ({e.strerror or e})", str(self.path/"state.pt")) from e
+    "Save model and optimizer state at `step` to `state.pt` in the run folder now (atomically)."
+    self.snapshot(model, optimizer, step); self._write_state()
 
 @patch
 def load_state(self:RunStore, model:nn.Module, optimizer=None)->int|None:
@@ -362,17 +401,23 @@ class Tracker:
                  config:dict=None, # extra config entries for the run folder (task, data, optimizer_kwargs, ...)
                  n_probes:int=None, # probes for estimated diagonals
                  whole:bool=True, # also record the whole selection as layer "(model)"
-                 flush_every:int=1, # records between flushes to disk
+                 flush_secs:float=10., # write to disk when this many seconds have passed since the last write
+                 flush_every:int=None, # or after this many records (instead of `flush_secs`)
                  loss_closure=None, # `loss_closure(model, batch)` instead of `loss_fn`
                  stats_kw:dict=None, # extra `layer_stats` arguments (abs, q, interpolation)
                  max_seconds:float=60., # refuse an exact diagonal (without the MLP shortcut) estimated to take longer
+                 background:bool=False, # compute each record in a worker thread, on a copy of the parameters, while training goes on
                 ):
         if every < 1: raise CurvatureError(f"every={every} must be a positive number of steps.")
         self.model, self.every, self.method, self.seed, self.whole = model, int(every), method, int(seed), whole
         self.stats = tuple(stats) + (("trace",) if trace and "trace" not in stats else ()) + (("top_eig",) if top_eig and "top_eig" not in stats else ())
-        self.top_eig, self.precond, self.n_probes, self.flush_every = top_eig, precond, n_probes, flush_every
+        self.top_eig, self.precond, self.n_probes, self.flush_every, self.flush_secs = top_eig, precond, n_probes, flush_every, flush_secs
         self.stats_kw, self.optimizer_name, self.max_seconds = dict(stats_kw or {}), optimizer_name, max_seconds
-        self.curv = Curvature(model, loss_fn, data, layers=layers, device=device, progress=progress, loss_closure=loss_closure)
+        self._shadow = copy.deepcopy(model) if background else None   # the worker's copy: set at each record, read by it only
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="localgeom-tracker") if background else None
+        self._job = None
+        self.curv = Curvature(self._shadow if background else model, loss_fn, data, layers=layers, device=device,
+                              progress=progress, loss_closure=loss_closure)
         cfg = dict(_model_desc(model), optimizer=optimizer_name, seed=self.seed, every=self.every, method=method,
                    layers=layers if layers is None or isinstance(layers, (str, list, tuple)) else str(layers),
                    stats=list(self.stats), device=str(self.curv.device), curvature_data=repr(self.curv))
@@ -380,6 +425,7 @@ class Tracker:
         if cfg.get("optimizer") is None: cfg.pop("optimizer")
         self.store = run if isinstance(run, RunStore) else RunStore(run, cfg)
         self.n_records, self.seconds, self._since_flush, self._checked, self.diverged = 0, 0.0, 0, False, False
+        self._flushed_at = -math.inf
 
     def __repr__(self): return f"Tracker(every={self.every}, method={self.method!r}, {self.curv!r}, {self.store!r})"
 
@@ -402,36 +448,43 @@ def _note_optimizer(self:Tracker, optimizer):
                                  optimizer_hparams={k: v for k, v in optimizer.defaults.items() if not callable(v)})
 
 @patch
-def _layer_stats(self:Tracker, P)->pd.DataFrame:
-    "`layer_stats` on the curvature data now, with preconditioner `P` (or None)."
+def _layer_stats(self:Tracker, P)->list:
+    "The rows of `layer_stats` (as dicts) on the curvature data now, with preconditioner `P` (or None)."
     kw = dict(precond=P, whole=self.whole, top_eig=self.top_eig, seed=self.seed, **self.stats_kw)
-    if self.method == "exact": return self.curv.layer_stats(diag=self._diagonal(), **kw)
-    return self.curv.layer_stats(method=self.method, n_probes=self.n_probes, **kw)
+    if self.method == "exact": return self.curv._stat_rows(diag=self._diagonal(), **kw)
+    return self.curv._stat_rows(method=self.method, n_probes=self.n_probes, **kw)
 
 # %% ../nbs/07_track.ipynb #d53b3d57
 @patch
-def _rows(self:Tracker, st:pd.DataFrame, step:int, loss:float, eval_loss:float, seconds:float)->dict:
-    "Tidy rows (as columns) for one record."
+def _rows(self:Tracker, st:list, step:int, loss:float, eval_loss:float, seconds:float, when:float)->dict:
+    "Tidy rows (as columns) for one record, from the `layer_stats` rows `st`."
     exact, cols = self.method == "exact", dict(layer=[], stat=[], value=[], stderr=[])
     def add(layer, stat, value, se):
         cols["layer"].append(layer); cols["stat"].append(stat); cols["value"].append(float(value)); cols["stderr"].append(se)
-    stats = [s for s in self.stats if s in st.columns]
-    if self.precond and "r_med_precond" in st.columns: stats.append("r_med_precond")
-    for r in st.to_dict("records"):
-        for s in stats: add(r["block"], s, r[s], math.nan if exact or s not in _STDERR else float(r.get(_STDERR[s], math.nan)))
+    have = set().union(*st)
+    stats = [s for s in self.stats if s in have]
+    if self.precond and "r_med_precond" in have: stats.append("r_med_precond")
+    for r in st:
+        for s in stats: add(r["block"], s, r.get(s, math.nan), math.nan if exact or s not in _STDERR else float(r.get(_STDERR[s], math.nan)))
     for s, v in (("loss", loss), ("eval_loss", eval_loss), ("track_seconds", seconds)): add("__model__", s, v, math.nan)
-    n = len(cols["layer"])
-    return dict(step=[step] * n, **cols, loss=[loss] * n, time=[self.store.elapsed()] * n)
+    n, cfg = len(cols["layer"]), self.store.config
+    return dict(run_id=[self.store.run_id] * n, optimizer=[str(cfg.get("optimizer", ""))] * n,
+                seed=np.full(n, int(cfg.get("seed", 0) or 0), dtype=np.int64), step=np.full(n, step, dtype=np.int64),
+                layer=cols["layer"], stat=cols["stat"], value=np.array(cols["value"], dtype=np.float64),
+                stderr=np.array(cols["stderr"], dtype=np.float64), loss=np.full(n, loss, dtype=np.float64),
+                time=np.full(n, when, dtype=np.float64))
 
 @patch
 def step(self:Tracker, step:int, # the training step (number of optimizer updates so far)
          loss=None, # the training loss at this step (float or 0-d tensor); default: the loss on the curvature data
          optimizer=None, # the optimizer, for its name, hyperparameters and preconditioner
          force:bool=False, # record even if `step` is not a multiple of `every`
+         checkpoint:bool=False, # snapshot model, optimizer and random state with the record (run folders; for resuming)
         )->pd.DataFrame|None: # the rows recorded, or None when nothing was recorded
     "Record the statistics at this iterate if `step` is due (and not already recorded)."
     step = int(step)
-    if (step % self.every and not force) or step in self.store.steps or self.diverged: return None
+    pending = self._job is not None and self._job[1] == step
+    if (step % self.every and not force) or step in self.store.steps or pending or self.diverged: return None
     t0 = time.perf_counter()
     if optimizer is not None: self._note_optimizer(optimizer)
     loss = None if loss is None else float(loss.detach() if torch.is_tensor(loss) else loss)
@@ -441,29 +494,67 @@ def step(self:Tracker, step:int, # the training step (number of optimizer update
         warnings.warn(f"run {self.store.run_id!r}: the training loss is {loss} at step {step}; nothing recorded from here on.")
         return None
     P = precond_diag(optimizer, self.model) if self.precond and optimizer is not None else None
-    st = self._layer_stats(P)
-    info = self.curv.last_info
-    eval_loss = info["loss"] if info.get("route") == "mlp" else self.curv.loss()
-    rows = self.store.append(self._rows(st, step, eval_loss if loss is None else loss, eval_loss, time.perf_counter() - t0))
-    self.n_records += 1; self._since_flush += 1
-    if self._since_flush >= self.flush_every: self.flush()
+    snap = _state_of(self.model, optimizer, step) if checkpoint and self.store.path is not None else None
+    if self._pool is None: rows = self._finish(self._compute(P), step, loss, self.store.elapsed(), snap)
+    else:
+        rows = self._collect()                          # the previous record (finished long ago, normally)
+        with torch.no_grad():
+            for q, p in zip(self._shadow.parameters(), self.model.parameters()): q.copy_(p)
+            for q, p in zip(self._shadow.buffers(), self.model.buffers()): q.copy_(p)
+        self._job = (self._pool.submit(self._compute, P), step, loss, self.store.elapsed(), snap)
     self.seconds += time.perf_counter() - t0
     return rows
 
 @patch
+def _compute(self:Tracker, P)->tuple:
+    "The statistics rows, the loss on the curvature data and the seconds they took (in the worker thread, in background mode)."
+    t0 = time.perf_counter()
+    st = self._layer_stats(P)
+    info = self.curv.last_info
+    eval_loss = info["loss"] if info.get("route") == "mlp" else self.curv.loss()
+    return st, eval_loss, time.perf_counter() - t0
+
+@patch
+def _finish(self:Tracker, res:tuple, step:int, loss, when:float, snap)->pd.DataFrame:
+    "Store one computed record (with its state snapshot, if any) and flush when due."
+    st, eval_loss, secs = res
+    rows = self.store._add(pd.DataFrame(self._rows(st, step, eval_loss if loss is None else loss, eval_loss, secs, when)))
+    self.n_records += 1; self._since_flush += 1
+    if snap is not None: self.store._state = snap
+    if self._flush_due(): self.flush()
+    return rows
+
+@patch
+def _collect(self:Tracker)->pd.DataFrame|None:
+    "Wait for the record computing in the background (if any) and store it; its error, if it failed, is raised here."
+    if self._job is None: return None
+    (fut, step, loss, when, snap), self._job = self._job, None
+    return self._finish(fut.result(), step, loss, when, snap)
+
+@patch
+def _flush_due(self:Tracker)->bool:
+    if self.flush_every is not None: return self._since_flush >= self.flush_every
+    return time.perf_counter() - self._flushed_at >= self.flush_secs
+
+@patch
 def flush(self:Tracker):
-    "Write buffered rows to the run folder."
-    self.store.flush(); self._since_flush = 0
+    "Write buffered rows (and the last snapshot) to the run folder, after the record computing in the background."
+    if self._job is not None: self._collect()           # (which flushes when due: then there is nothing left here)
+    self.store.flush(); self._since_flush, self._flushed_at = 0, time.perf_counter()
 
 @patch(as_prop=True)
 def df(self:Tracker)->pd.DataFrame:
     "Everything recorded in this run (including earlier sessions of a resumed run)."
+    self._collect()
     return self.store.df
 
 @patch
 def close(self:Tracker, status:str=None):
-    "Flush, set `status` and merge the run's chunks."
-    self.store.close(status)
+    "Finish the background record, flush, set `status` and merge the run's chunks."
+    try: self._collect()
+    finally:
+        if self._pool is not None: self._pool.shutdown(wait=True); self._pool = None
+        self.store.close(status)
 
 @patch
 def __enter__(self:Tracker): return self
@@ -480,7 +571,7 @@ def __exit__(self:Tracker, exc_type, exc, tb):
     self.close(status if st != "diverged" else None)
     return False
 
-# %% ../nbs/07_track.ipynb #c6ed66c2
+# %% ../nbs/07_track.ipynb #c094bfba
 Training = namedtuple("Training", "status step loss")
 
 def _cycle(loader):
@@ -497,7 +588,7 @@ def track_training(model:nn.Module, # the model (on the device to train on)
                    tracker:Tracker=None, # records curvature along the way (None: plain training)
                    progress:bool=True, # tqdm progress bar
                    resume:bool=True, # restore the state saved in the tracker's run folder, if any
-                   checkpoint:bool=True, # save the training state at each record (run folders only)
+                   checkpoint:bool=True, # snapshot the training state at each record, written with it (run folders only)
                    loss_closure=None, # `loss_closure(model, batch)` instead of `loss_fn`
                    grad_clip:float=None, # clip the global gradient norm to this value
                    desc:str=None, # progress-bar label
@@ -520,8 +611,7 @@ def track_training(model:nn.Module, # the model (on the device to train on)
                 if tracker is not None: tracker.step(t, loss=lv, optimizer=optimizer, force=True)
                 else: warnings.warn(f"the training loss is {lv} at step {t}: stopping.")
                 break
-            if tracker is not None and tracker.step(t, loss=lv, optimizer=optimizer, force=(t == steps)) is not None:
-                if checkpoint and store.path is not None: store.save_state(model, optimizer, t)
+            if tracker is not None and tracker.step(t, loss=lv, optimizer=optimizer, force=(t == steps), checkpoint=checkpoint) is not None:
                 bar.set_postfix(loss=f"{lv:.4g}", refresh=False)
             if t == steps: break
             optimizer.zero_grad(set_to_none=True)
