@@ -224,9 +224,9 @@ def update_config(self:RunStore, **kw):
     self.config.update(_jsonable(kw)); self._save_config()
 
 @patch
-def _add(self:RunStore, df:pd.DataFrame)->pd.DataFrame:
-    "Buffer a runs frame that already has the `RUNS_SCHEMA` columns and dtypes (the tracker's fast path)."
-    if len(df): self._pending.append(df); self._steps.update(np.unique(df["step"].to_numpy()).tolist())
+def _add(self:RunStore, df:pd.DataFrame, step:int)->pd.DataFrame:
+    "Buffer the rows of one `step` that already have the `RUNS_SCHEMA` columns and dtypes (the tracker's fast path)."
+    if len(df): self._pending.append(df); self._steps.add(int(step))
     return df
 
 @patch
@@ -495,30 +495,29 @@ def step(self:Tracker, step:int, # the training step (number of optimizer update
         return None
     P = precond_diag(optimizer, self.model) if self.precond and optimizer is not None else None
     snap = _state_of(self.model, optimizer, step) if checkpoint and self.store.path is not None else None
-    if self._pool is None: rows = self._finish(self._compute(P), step, loss, self.store.elapsed(), snap)
+    if self._pool is None: rows = self._finish(self._compute(P, step, loss, self.store.elapsed()), step, snap)
     else:
         rows = self._collect()                          # the previous record (finished long ago, normally)
         with torch.no_grad():
             for q, p in zip(self._shadow.parameters(), self.model.parameters()): q.copy_(p)
             for q, p in zip(self._shadow.buffers(), self.model.buffers()): q.copy_(p)
-        self._job = (self._pool.submit(self._compute, P), step, loss, self.store.elapsed(), snap)
+        self._job = (self._pool.submit(self._compute, P, step, loss, self.store.elapsed()), step, snap)
     self.seconds += time.perf_counter() - t0
     return rows
 
 @patch
-def _compute(self:Tracker, P)->tuple:
-    "The statistics rows, the loss on the curvature data and the seconds they took (in the worker thread, in background mode)."
+def _compute(self:Tracker, P, step:int, loss, when:float)->pd.DataFrame:
+    "The record's rows: statistics, losses and the seconds they took (in the worker thread, in background mode)."
     t0 = time.perf_counter()
     st = self._layer_stats(P)
     info = self.curv.last_info
     eval_loss = info["loss"] if info.get("route") == "mlp" else self.curv.loss()
-    return st, eval_loss, time.perf_counter() - t0
+    return pd.DataFrame(self._rows(st, step, eval_loss if loss is None else loss, eval_loss, time.perf_counter() - t0, when))
 
 @patch
-def _finish(self:Tracker, res:tuple, step:int, loss, when:float, snap)->pd.DataFrame:
+def _finish(self:Tracker, df:pd.DataFrame, step:int, snap)->pd.DataFrame:
     "Store one computed record (with its state snapshot, if any) and flush when due."
-    st, eval_loss, secs = res
-    rows = self.store._add(pd.DataFrame(self._rows(st, step, eval_loss if loss is None else loss, eval_loss, secs, when)))
+    rows = self.store._add(df, step)
     self.n_records += 1; self._since_flush += 1
     if snap is not None: self.store._state = snap
     if self._flush_due(): self.flush()
@@ -528,8 +527,8 @@ def _finish(self:Tracker, res:tuple, step:int, loss, when:float, snap)->pd.DataF
 def _collect(self:Tracker)->pd.DataFrame|None:
     "Wait for the record computing in the background (if any) and store it; its error, if it failed, is raised here."
     if self._job is None: return None
-    (fut, step, loss, when, snap), self._job = self._job, None
-    return self._finish(fut.result(), step, loss, when, snap)
+    (fut, step, snap), self._job = self._job, None
+    return self._finish(fut.result(), step, snap)
 
 @patch
 def _flush_due(self:Tracker)->bool:
