@@ -480,7 +480,7 @@ def step(self:Tracker, step:int, # the training step (number of optimizer update
          optimizer=None, # the optimizer, for its name, hyperparameters and preconditioner
          force:bool=False, # record even if `step` is not a multiple of `every`
          checkpoint:bool=False, # snapshot model, optimizer and random state with the record (run folders; for resuming)
-        )->pd.DataFrame|None: # the rows recorded, or None when nothing was recorded
+        )->pd.DataFrame|None: # the rows recorded (background: those of the previous record, finished meanwhile), or None
     "Record the statistics at this iterate if `step` is due (and not already recorded)."
     step = int(step)
     pending = self._job is not None and self._job[1] == step
