@@ -422,18 +422,21 @@ def _out_pieces(kind, out, y, w)->tuple:
     c = (1.0 if kind == "half_mse" else 2.0 / C) * w / N   # H = c I
     return c * (out - y.reshape(out.shape)), [[torch.full_like(out, c), None, None]]
 
-def _piece_diag(coef, M, col):
-    "Per-sample diagonal of `diag(col) M^T diag(coef) M diag(col)` (M: None = identity, [K, D] shared or [N, K, D])."
+def _piece_diag(coef, M, col, own:bool=False):
+    "Per-sample diagonal of `diag(col) M^T diag(coef) M diag(col)` (M: None = identity, [K, D] shared or [N, K, D]; `own`: M may be overwritten)."
     if M is None: d = coef
     elif M.dim() == 2: d = coef @ M.square()
-    else: d = torch.bmm(coef[:, None, :], M.square())[:, 0]
+    elif M.shape[1] == 1: d = coef * M[:, 0].square()
+    else: d = torch.bmm(coef[:, None, :], M.square_() if own else M.square())[:, 0]
     return d if col is None else d * col.square()
 
 def _piece_linear(coef, M, col, W):
     "The piece seen from the input of a linear layer with weight `W`: `M <- M diag(col) W`."
     if M is None: return [coef if col is None else coef * col.square(), W, None]   # a diagonal: `W` stays shared
     if col is None: return [coef, M @ W, None]
-    return [coef, (M * col[:, None, :] if M.dim() == 3 else M[None] * col[:, None, :]) @ W, None]
+    if M.dim() == 3: return [coef, (M * col[:, None, :]) @ W, None]
+    (K, D), E = M.shape, W.shape[1]          # shared rows, scaled per sample: one product with T[d, k, e] = M[k, d] W[d, e]
+    return [coef, (col @ (M.T[:, :, None] * W[:, None, :]).reshape(D, K * E)).view(-1, K, E), None]
 
 def _piece_rows(piece, sl):
     "The rows `sl` of a piece (a piece is a sum over its rows, so row blocks can be carried down one at a time)."
@@ -441,21 +444,31 @@ def _piece_rows(piece, sl):
     return [coef[:, sl], M[sl] if M.dim() == 2 else M[:, sl], col]
 
 _CHUNK = 1 << 18  # entries of a per-sample factor carried down at once (1 MB in float32: it stays in cache)
+_SAMPLES = 512    # samples processed together by the MLP route (bounds its memory on large curvature data)
 
-def _descend(piece, i, mods, lin0, s1, dz):
+def _sample_blocks(curv):
+    "(inputs, targets, weight) of blocks of at most `_SAMPLES` samples of each batch (a batch's weight split by size)."
+    for batch, w in curv.batches():
+        x, y = batch[0], batch[1]
+        n = len(x)
+        for i in range(0, n, _SAMPLES): yield x[i:i + _SAMPLES], y[i:i + _SAMPLES], w * min(_SAMPLES, n - i) / n
+
+def _descend(piece, i, mods, lin0, s1, dz, own:bool=False):
     "Add the contributions of `piece` (a Hessian term at the output of module `i`) to `dz[j]` of every Linear `j <= i`."
+    # own: the piece's per-sample factor was computed here (not a weight or an input), so the last use may overwrite it
     for j in range(i, lin0 - 1, -1):
         m = mods[j]
         if not isinstance(m, nn.Linear): piece[2] = s1[j] if piece[2] is None else piece[2] * s1[j]; continue
-        d = _piece_diag(*piece); dz[j] = d if j not in dz else dz[j] + d
+        d = _piece_diag(*piece, own=j == lin0 and own); dz[j] = d if j not in dz else dz[j] + d
         if j == lin0: return
         coef, M, col = piece
         (N, K), D = coef.shape, m.weight.shape[1]
         if M is not None and (M.dim() == 3 or col is not None) and K > 1 and N * K * D > _CHUNK:
             k = max(1, _CHUNK // (N * D))        # a per-sample factor: carry its rows down in cache-sized blocks
-            for r in range(0, K, k): _descend(_piece_linear(*_piece_rows(piece, slice(r, r + k)), m.weight), j - 1, mods, lin0, s1, dz)
+            for r in range(0, K, k):
+                _descend(_piece_linear(*_piece_rows(piece, slice(r, r + k)), m.weight), j - 1, mods, lin0, s1, dz, own=True)
             return
-        piece = _piece_linear(*piece, m.weight)
+        piece, own = _piece_linear(*piece, m.weight), True
 
 # %% ../nbs/03_estimators.ipynb #ddc0b8b3
 def _out_hvp(kind, out, v):
@@ -489,8 +502,7 @@ def _mlp_diag(curv:Curvature)->tuple|None:
     want, out, loss = set(curv.names), {}, 0.0
     lin = [i for i, m in enumerate(mods) if isinstance(m, nn.Linear)]
     with torch.no_grad():
-        for batch, w in curv.batches():
-            x, y = batch[0], batch[1]
+        for x, y, w in _sample_blocks(curv):
             if x.dim() > 2 and type(curv.model).forward is MLP.forward: x = x.flatten(1)
             if x.dim() != 2: return None
             hs = [x]                                        # hs[j]: the input of module j
