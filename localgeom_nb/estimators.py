@@ -394,8 +394,8 @@ def _act_derivs(m:nn.Module, z:torch.Tensor)->tuple:
         s2 = torch.autograd.grad(s1.sum(), z)[0] if s1.requires_grad else torch.zeros_like(z)
     return s1.detach(), s2.detach()
 
-def _tanh_d(m, z, h): s1 = 1 - h * h; return s1, -2 * h * s1
-def _sigmoid_d(m, z, h): s1 = h * (1 - h); return s1, s1 * (1 - 2 * h)
+def _tanh_d(m, z, h): s1 = torch.addcmul(h.new_ones(()), h, h, value=-1); return s1, (h * s1).mul_(-2)
+def _sigmoid_d(m, z, h): s1 = torch.addcmul(h, h, h, value=-1); return s1, (h * -2).add_(1).mul_(s1)
 def _relu_d(m, z, h): return (z > 0).to(z.dtype), None
 def _leaky_d(m, z, h): return torch.where(z > 0, 1.0, m.negative_slope).to(z.dtype), None
 
@@ -423,12 +423,17 @@ def _out_pieces(kind, out, y, w)->tuple:
     return c * (out - y.reshape(out.shape)), [[torch.full_like(out, c), None, None]]
 
 def _piece_diag(coef, M, col, own:bool=False):
-    "Per-sample diagonal of `diag(col) M^T diag(coef) M diag(col)` (M: None = identity, [K, D] shared or [N, K, D]; `own`: M may be overwritten)."
-    if M is None: d = coef
-    elif M.dim() == 2: d = coef @ M.square()
+    "Per-sample diagonal of `diag(col) M^T diag(coef) M diag(col)` (M: None = identity, [K, D] shared or [N, K, D]; `own`: M may be overwritten). A new tensor."
+    if M is None: return coef.clone() if col is None else coef * col * col
+    if M.dim() == 2: d = coef @ M.square()
     elif M.shape[1] == 1: d = coef * M[:, 0].square()
-    else: d = torch.bmm(coef[:, None, :], M.square_() if own else M.square())[:, 0]
-    return d if col is None else d * col.square()
+    else:
+        M2, K = M.square_() if own else M.square(), M.shape[1]
+        if K > 16: d = torch.bmm(coef[:, None, :], M2)[:, 0]
+        else:                                    # a few rows: fused multiply-adds beat a batched product of this shape
+            d = M2[:, 0] * coef[:, :1]
+            for k in range(1, K): d.addcmul_(M2[:, k], coef[:, k:k + 1])
+    return d if col is None else d.mul_(col).mul_(col)   # (in place: fewer passes over memory)
 
 def _piece_linear(coef, M, col, W):
     "The piece seen from the input of a linear layer with weight `W`: `M <- M diag(col) W`."
@@ -436,7 +441,8 @@ def _piece_linear(coef, M, col, W):
     if col is None: return [coef, M @ W, None]
     if M.dim() == 3: return [coef, (M * col[:, None, :]) @ W, None]
     (K, D), E = M.shape, W.shape[1]          # shared rows, scaled per sample: one product with T[d, k, e] = M[k, d] W[d, e]
-    return [coef, (col @ (M.T[:, :, None] * W[:, None, :]).reshape(D, K * E)).view(-1, K, E), None]
+    T = torch.mul(M.T[:, :, None], W[:, None, :], out=W.new_empty(D, K, E))
+    return [coef, (col @ T.view(D, K * E)).view(-1, K, E), None]
 
 def _piece_rows(piece, sl):
     "The rows `sl` of a piece (a piece is a sum over its rows, so row blocks can be carried down one at a time)."
@@ -459,7 +465,7 @@ def _descend(piece, i, mods, lin0, s1, dz, own:bool=False):
     for j in range(i, lin0 - 1, -1):
         m = mods[j]
         if not isinstance(m, nn.Linear): piece[2] = s1[j] if piece[2] is None else piece[2] * s1[j]; continue
-        d = _piece_diag(*piece, own=j == lin0 and own); dz[j] = d if j not in dz else dz[j] + d
+        d = _piece_diag(*piece, own=j == lin0 and own); dz[j] = d if j not in dz else dz[j].add_(d)
         if j == lin0: return
         coef, M, col = piece
         (N, K), D = coef.shape, m.weight.shape[1]
@@ -521,7 +527,7 @@ def _mlp_diag(curv:Curvature)->tuple|None:
                 if isinstance(m, nn.Linear): g = g @ m.weight; continue
                 s1[j], s2 = _act_d(m, hs[j], hs[j + 1])
                 if s2 is not None: born.append((j - 1, [g * s2, None, None]))
-                g = g * s1[j]
+                if any(not isinstance(mods[i], nn.Linear) for i in range(lin[0] + 1, j)): g = g * s1[j]  # (still needed below)
             dz = {}
             for i, pc in born: _descend(pc, i, mods, lin[0], s1, dz)
             for j in lin:

@@ -68,9 +68,24 @@ def r_med(diag, # Hessian diagonal: a tensor, or a dict of tensors (one layer's 
     return math.inf if den == 0 else top / den
 
 # %% ../nbs/04_stats.ipynb #a673fdff
+def _np_stats(a:np.ndarray, abs:bool=True, q:float=0.5, interpolation:str="lower")->dict:
+    "`diag_stats` of a flat numpy array, from one sort."
+    n = len(a)
+    if n == 0: raise CurvatureError("statistics of an empty diagonal.")
+    if not np.isfinite(a).all(): raise CurvatureError("the diagonal has NaN/Inf entries.")
+    d = np.abs(a) if abs else a
+    s = np.sort(d)
+    at = lambda p: sum(w * float(s[i]) for i, w in _qpos(n, p, interpolation))
+    qs = dict(d_min=float(s[0]), d_q10=at(.1), d_median=at(q), d_q90=at(.9), d_q99=at(.99), d_max=float(s[-1]))
+    med = qs["d_median"]
+    return dict(n_params=n, r_med=(qs["d_max"] / med if med else math.inf), **qs,
+                r_q99=(qs["d_q99"] / med if med else math.inf), d_mean=float(d.mean(dtype=np.float64)),
+                frac_negative=int(np.count_nonzero(a < 0)) / n)
+
 def diag_stats(diag, abs:bool=True, q:float=0.5, interpolation:str="lower")->dict:
     "Summary statistics of one block's Hessian diagonal: R_med, the max, quantiles, R_q99, negatives."
     raw = _flat(diag)
+    if raw.device.type == "cpu": return _np_stats(raw.numpy(), abs, q, interpolation)
     if not _finite(raw): raise CurvatureError("the diagonal has NaN/Inf entries.")
     d = raw.abs() if abs else raw
     names = ["d_min", "d_q10", "d_median", "d_q90", "d_q99", "d_max"]
@@ -127,6 +142,35 @@ def _row(name, d, s, abs, q, interpolation, P=None):
     return row
 
 # %% ../nbs/04_stats.ipynb #3105593e
+def _block_row(b, names, diag, se, precond, fp, abs, q, interpolation)->dict:
+    "The row of block `b` from tensors (on any device; with standard errors)."
+    cat = lambda src: torch.cat([src[n].detach().reshape(-1) if fp else src[n].detach().reshape(-1).double() for n in names])
+    d = cat(diag)                                       # stays on the device, in its precision
+    if b != _WHOLE and not _finite(d):                  # (the whole selection is made of checked blocks)
+        raise CurvatureError(f"the Hessian diagonal of block {b!r} has NaN/Inf entries at this iterate.")
+    s = cat(se) if all(n in se and se[n] is not None for n in names) else None
+    P = cat(precond) if precond and all(n in precond for n in names) else None
+    return _row(b, d, s, abs, q, interpolation, P)
+
+def _np_rows(curv, diag, groups, precond, abs, q, interpolation)->list:
+    "Rows of exact CPU diagonals: one flat numpy array, sliced per block (the selection is block after block)."
+    flat = np.concatenate([diag[n].detach().reshape(-1).numpy() for n in curv.names])
+    o, rows = 0, []
+    for b, names in groups:
+        k = sum(curv.shapes[n].numel() for n in names)
+        a = flat[0:k] if b == _WHOLE else flat[o:o + k]
+        if b != _WHOLE: o += k
+        if b != _WHOLE and not np.isfinite(a).all():     # (the whole selection is made of checked blocks)
+            raise CurvatureError(f"the Hessian diagonal of block {b!r} has NaN/Inf entries at this iterate.")
+        row = dict(block=b, **_np_stats(a, abs, q, interpolation), trace=float(a.sum(dtype=np.float64)), trace_stderr=0.0, r_med_stderr=0.0)
+        if precond and all(n in precond for n in names):
+            P = np.concatenate([precond[n].detach().reshape(-1).cpu().numpy() for n in names])
+            sp = _np_stats(a / P, abs, q, interpolation)
+            row["r_med_precond"], row["r_q99_precond"] = sp["r_med"], sp["r_q99"]
+        rows.append(row)
+    return rows
+
+# %% ../nbs/04_stats.ipynb #c8f99956
 @patch
 def layer_stats(self:Curvature,
                 method:str="exact", # diagonal method: "exact", "hutchinson" or "xdiag"
@@ -154,18 +198,12 @@ def _stat_rows(self:Curvature, method="exact", n_probes=None, top_eig=False, eig
     se = info.get("stderr") or {}
     groups = list(self.blocks.items()) + ([(_WHOLE, self.names)] if whole and len(self.blocks) > 1 else [])
     fp = {d.dtype for d in diag.values()} <= {torch.float32, torch.float64} and len({d.dtype for d in diag.values()}) == 1
-    rows = []
-    for b, names in groups:
-        cat = lambda src: torch.cat([src[n].detach().reshape(-1) if fp else src[n].detach().reshape(-1).double() for n in names])
-        d = cat(diag)                                   # stays on the device, in its precision
-        if b != _WHOLE and not _finite(d):                # (the whole selection is made of checked blocks)
-            raise CurvatureError(f"the Hessian diagonal of block {b!r} has NaN/Inf entries at this iterate.")
-        s = cat(se) if all(n in se and se[n] is not None for n in names) else None
-        P = cat(precond) if precond and all(n in precond for n in names) else None
-        row = _row(b, d, s, abs, q, interpolation, P)
+    if fp and not any(v is not None for v in se.values()) and all(diag[n].device.type == "cpu" for n in self.names):
+        rows = _np_rows(self, diag, groups, precond, abs, q, interpolation)   # exact, on CPU: numpy, no tensor work
+    else: rows = [_block_row(b, names, diag, se, precond, fp, abs, q, interpolation) for b, names in groups]
+    for (b, names), row in zip(groups, rows):
         if top_eig: row["top_eig"] = self.eigenvalues(k=1, block=None if b == _WHOLE else b, seed=seed, tol=eig_tol).values[0].item()
         row.update(method=info.get("method", method), abs=abs, q=q, interpolation=interpolation)
-        rows.append(row)
     for row in rows:
         row.update(n_hvp=self.n_hvp - hvp0, seconds=time.perf_counter() - t0, stderr=row["r_med_stderr"])
     return rows

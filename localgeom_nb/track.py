@@ -425,7 +425,7 @@ class Tracker:
         if cfg.get("optimizer") is None: cfg.pop("optimizer")
         self.store = run if isinstance(run, RunStore) else RunStore(run, cfg)
         self.n_records, self.seconds, self._since_flush, self._checked, self.diverged = 0, 0.0, 0, False, False
-        self._flushed_at = -math.inf
+        self._flushed_at, self._strs = -math.inf, {}
 
     def __repr__(self): return f"Tracker(every={self.every}, method={self.method!r}, {self.curv!r}, {self.store!r})"
 
@@ -441,11 +441,12 @@ def _diagonal(self:Tracker):
 @patch
 def _note_optimizer(self:Tracker, optimizer):
     "Name the run's optimizer and record its hyperparameters the first time one is passed."
-    if "optimizer" not in self.store.config:
-        self.store.update_config(optimizer=self.optimizer_name or type(optimizer).__name__.lower())
-    if "optimizer_class" not in self.store.config:
-        self.store.update_config(optimizer_class=f"{type(optimizer).__module__}.{type(optimizer).__name__}",
-                                 optimizer_hparams={k: v for k, v in optimizer.defaults.items() if not callable(v)})
+    cfg, new = self.store.config, {}
+    if "optimizer" not in cfg: new["optimizer"] = self.optimizer_name or type(optimizer).__name__.lower()
+    if "optimizer_class" not in cfg:
+        new.update(optimizer_class=f"{type(optimizer).__module__}.{type(optimizer).__name__}",
+                   optimizer_hparams={k: v for k, v in optimizer.defaults.items() if not callable(v)})
+    if new: self.store.update_config(**new)                # (one write of config.json)
 
 @patch
 def _layer_stats(self:Tracker, P)->list:
@@ -468,9 +469,15 @@ def _rows(self:Tracker, st:list, step:int, loss:float, eval_loss:float, seconds:
         for s in stats: add(r["block"], s, r.get(s, math.nan), math.nan if exact or s not in _STDERR else float(r.get(_STDERR[s], math.nan)))
     for s, v in (("loss", loss), ("eval_loss", eval_loss), ("track_seconds", seconds)): add("__model__", s, v, math.nan)
     n, cfg = len(cols["layer"]), self.store.config
-    return dict(run_id=[self.store.run_id] * n, optimizer=[str(cfg.get("optimizer", ""))] * n,
+    key = (self.store.run_id, str(cfg.get("optimizer", "")), tuple(cols["layer"]), tuple(cols["stat"]))
+    if key not in self._strs:                         # string columns are the same record after record: made once
+        if len(self._strs) > 16: self._strs.clear()
+        self._strs[key] = {c: pd.array(v, dtype="str") for c, v in
+                           zip(("run_id", "optimizer", "layer", "stat"), ([key[0]] * n, [key[1]] * n, cols["layer"], cols["stat"]))}
+    sa = self._strs[key]
+    return dict(run_id=sa["run_id"], optimizer=sa["optimizer"],
                 seed=np.full(n, int(cfg.get("seed", 0) or 0), dtype=np.int64), step=np.full(n, step, dtype=np.int64),
-                layer=cols["layer"], stat=cols["stat"], value=np.array(cols["value"], dtype=np.float64),
+                layer=sa["layer"], stat=sa["stat"], value=np.array(cols["value"], dtype=np.float64),
                 stderr=np.array(cols["stderr"], dtype=np.float64), loss=np.full(n, loss, dtype=np.float64),
                 time=np.full(n, when, dtype=np.float64))
 
@@ -512,7 +519,7 @@ def _compute(self:Tracker, P, step:int, loss, when:float)->pd.DataFrame:
     st = self._layer_stats(P)
     info = self.curv.last_info
     eval_loss = info["loss"] if info.get("route") == "mlp" else self.curv.loss()
-    return pd.DataFrame(self._rows(st, step, eval_loss if loss is None else loss, eval_loss, time.perf_counter() - t0, when))
+    return pd.DataFrame(self._rows(st, step, eval_loss if loss is None else loss, eval_loss, time.perf_counter() - t0, when), copy=False)
 
 @patch
 def _finish(self:Tracker, df:pd.DataFrame, step:int, snap)->pd.DataFrame:
