@@ -115,8 +115,8 @@ def build_parser()->argparse.ArgumentParser:
     c.add_argument("--formats", type=_formats, default=list(_FORMATS), metavar="LIST", help="chart formats from html,png,svg (default: all)")
     c.add_argument("--no-charts", action="store_true", help="skip the charts")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
-    c.add_argument("--foreground", action="store_true",
-                   help="compute the curvature records inside the training loop (default: in a worker thread while training goes on; same numbers)")
+    c.add_argument("--background", action="store_true",
+                   help="compute the curvature records in a worker thread while training goes on (same numbers; default: in the training loop)")
     t = sub.add_parser("tasks", help="list the shipped tasks and optimizers with their defaults",
                        description="List the shipped tasks (model, data, steps, recording interval, curvature subset, "
                                    "diagonal method) and the optimizers with each task's default learning rate.")
@@ -235,7 +235,7 @@ def _compare(a)->int:
     t0 = time.perf_counter()
     df = compare_optimizers(task, opts, steps=steps, seeds=a.seeds, every=every, out=a.out, device=dev,
                             progress=not a.quiet, method=a.method, n_probes=a.n_probes, threads=None,
-                            background=not a.foreground)
+                            background=a.background)
     secs = time.perf_counter() - t0
     root = Path(a.out)/task.name
     if df.attrs.get("interrupted"):

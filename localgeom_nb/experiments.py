@@ -132,7 +132,7 @@ def run_one(task, # task name or `Task`
             folder=None, # run folder, or None for an in-memory run
             device="auto", method:str=None, n_probes:int=None, layers=None, precond:bool=True,
             progress:bool=False, desc:str=None,
-            background:bool=True, # compute the records in a worker thread while training goes on (see `Tracker`)
+            background:bool=False, # compute the records in a worker thread while training goes on (see `Tracker`)
            )->pd.DataFrame:
     "Train and track one (task, optimizer, seed) run; returns its runs table."
     task = get_task(task); dev = resolve_device(device)
@@ -160,7 +160,7 @@ def compare_optimizers(task=DEFAULT_TASK, # task name or `Task`
                        layers=None, # blocks to track (default: all)
                        precond:bool=True, # also record the preconditioned R_med of adaptive optimizers
                        threads="auto", # torch CPU threads during the runs: "auto" (1 on CPU), a number, or None (leave as is)
-                       background:bool=True, # compute each record in a worker thread while training goes on (same rows)
+                       background:bool=False, # compute each record in a worker thread while training goes on (same rows)
                       )->pd.DataFrame: # the runs table of all runs
     "Train every optimizer from the same initialisation on the same data order for each seed, tracking the curvature."
     n0 = torch.get_num_threads()
@@ -169,7 +169,7 @@ def compare_optimizers(task=DEFAULT_TASK, # task name or `Task`
     try: return _compare(task, optimizers, steps, seeds, every, out, device, progress, method, n_probes, layers, precond, background)
     finally: torch.set_num_threads(n0)
 
-def _compare(task, optimizers, steps, seeds, every, out, device, progress, method, n_probes, layers, precond, background=True):
+def _compare(task, optimizers, steps, seeds, every, out, device, progress, method, n_probes, layers, precond, background=False):
     task, opts = get_task(task), resolve_optimizers(optimizers, task)
     steps, every, seeds = steps or task.steps, every or task.every, [int(s) for s in (seeds if np.iterable(seeds) else range(seeds))]
     root = None if out is None else Path(out).expanduser()/task.name

@@ -54,6 +54,19 @@ def test_runs_load_back(compared):
     assert not df.duplicated(["run_id", "step", "layer", "stat"]).any()
 
 
+def test_background_gives_the_same_records(compared, tmp_path):
+    "`--background` computes the records in a worker thread: the numbers are the default run's."
+    from localgeom_nb.track import load_runs
+    tmp, _ = compared
+    r = cli("compare", "--task", "digits-mlp", "--optimizers", "sgd,adam", "--steps", "10", "--every", "5",
+            "--seeds", "2", "--out", "runs", "--device", "cpu", "--quiet", "--no-charts", "--background", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    key = ["run_id", "step", "layer", "stat"]
+    a, b = (load_runs(d/"runs").query("stat != 'track_seconds'").sort_values(key).reset_index(drop=True) for d in (tmp, tmp_path))
+    assert a[key].equals(b[key]) and len(a) > 0
+    assert (a.value - b.value).abs().max() <= 1e-9 * a.value.abs().max()
+
+
 def test_show(compared, capsys):
     tmp, _ = compared
     r = cli("show", "runs", cwd=tmp)
@@ -96,7 +109,7 @@ def test_help_is_complete(capsys):
         assert e.value.code == 0
     out = capsys.readouterr().out
     for flag in ("compare", "tasks", "show", "--task", "--optimizers", "--steps", "--seeds", "--every", "--out",
-                 "--device", "--lr", "--method", "--ratio", "--formats", "zipf-transformer", "rmsprop", "DIR"):
+                 "--device", "--lr", "--method", "--ratio", "--formats", "--background", "zipf-transformer", "rmsprop", "DIR"):
         assert flag in out, flag
     assert main(["tasks"]) == 0 and "linear-net" in capsys.readouterr().out
 
