@@ -68,11 +68,11 @@ def r_med(diag, # Hessian diagonal: a tensor, or a dict of tensors (one layer's 
     return math.inf if den == 0 else top / den
 
 # %% ../nbs/04_stats.ipynb #a673fdff
-def _np_stats(a:np.ndarray, abs:bool=True, q:float=0.5, interpolation:str="lower")->dict:
-    "`diag_stats` of a flat numpy array, from one sort."
+def _np_stats(a:np.ndarray, abs:bool=True, q:float=0.5, interpolation:str="lower", what:str="the diagonal")->dict:
+    "`diag_stats` of a flat numpy array, from one sort (`what` names the array in the NaN error)."
     n = len(a)
     if n == 0: raise CurvatureError("statistics of an empty diagonal.")
-    if not np.isfinite(a).all(): raise CurvatureError("the diagonal has NaN/Inf entries.")
+    if not np.isfinite(a).all(): raise CurvatureError(f"{what} has NaN/Inf entries.")
     d = np.abs(a) if abs else a
     s = np.sort(d)
     at = lambda p: sum(w * float(s[i]) for i, w in _qpos(n, p, interpolation))
@@ -160,9 +160,8 @@ def _np_rows(curv, diag, groups, precond, abs, q, interpolation)->list:
         k = sum(curv.shapes[n].numel() for n in names)
         a = flat[0:k] if b == _WHOLE else flat[o:o + k]
         if b != _WHOLE: o += k
-        if b != _WHOLE and not np.isfinite(a).all():     # (the whole selection is made of checked blocks)
-            raise CurvatureError(f"the Hessian diagonal of block {b!r} has NaN/Inf entries at this iterate.")
-        row = dict(block=b, **_np_stats(a, abs, q, interpolation), trace=float(a.sum(dtype=np.float64)), trace_stderr=0.0, r_med_stderr=0.0)
+        what = f"the Hessian diagonal of block {b!r} at this iterate"
+        row = dict(block=b, **_np_stats(a, abs, q, interpolation, what), trace=float(a.sum(dtype=np.float64)), trace_stderr=0.0, r_med_stderr=0.0)
         if precond and all(n in precond for n in names):
             P = np.concatenate([precond[n].detach().reshape(-1).cpu().numpy() for n in names])
             sp = _np_stats(a / P, abs, q, interpolation)
