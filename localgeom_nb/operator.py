@@ -4,12 +4,15 @@
 
 # %% auto #0
 __all__ = ['CurvatureError', 'renamed_kw', 'resolve_device', 'select_blocks', 'is_single_batch', 'move_batch', 'batch_size',
-           'Curvature', 'HessianOperator', 'DenseOperator', 'to_dense', 'make_generator', 'rademacher']
+           'fingerprint', 'same_fingerprint', 'count_targets', 'hf_labels_count', 'loss_spec', 'Curvature',
+           'HessianOperator', 'DenseOperator', 'to_dense', 'make_generator', 'rademacher', 'torch_threads']
 
 # %% ../nbs/01_operator.ipynb #34f3d9c3
-import copy, re, time, warnings
+import copy, functools, re, time, warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 import torch, torch.nn as nn
+from torch.utils.data import DataLoader, RandomSampler, SubsetRandomSampler, WeightedRandomSampler
 from .oracle import math_attention
 
 # %% ../nbs/01_operator.ipynb #dfb0444a
@@ -39,46 +42,81 @@ def resolve_device(device="auto", # "auto", "cpu", "cuda", "cuda:1" or a `torch.
     return d
 
 # %% ../nbs/01_operator.ipynb #32e4f46a
-def _module_blocks(model, by):
-    "All candidate blocks: name -> (module, [trainable parameter names])."
+def _holdings(model):
+    "Module name -> [(name under this module, canonical name)] of the trainable parameters it holds directly."
+    canon = {id(p): n for n, p in model.named_parameters()}  # a shared tensor keeps its first name
     out = {}
     for mname, mod in model.named_modules():
-        own = [(f"{mname}.{pn}" if mname else pn) for pn, p in mod.named_parameters(recurse=False) if p.requires_grad]
-        if not own: continue
-        if by == "param": out.update({n: (mod, [n]) for n in own})
-        else: out[mname or "(root)"] = (mod, own)
+        own = [((f"{mname}.{pn}" if mname else pn), canon[id(p)]) for pn, p in mod.named_parameters(recurse=False)
+               if p.requires_grad]
+        if own: out[mname or "(root)"] = own
     return out
 
 # %% ../nbs/01_operator.ipynb #6fcf57c2
+def _frozen(model, name):
+    return any(n == name and not p.requires_grad for n, p in model.named_parameters(remove_duplicate=False))
+
 def select_blocks(model:nn.Module, # the model whose parameters are selected
                   layers=None, # None (all), module/parameter names, a regex string, or module type(s)
                   by:str="module", # "module": one block per module owning parameters; "param": one per tensor
-                 )->dict: # block name -> list of parameter names
-    "Choose the parameter blocks of `model` that curvature statistics are computed for."
+                 )->dict: # block name -> list of (canonical) parameter names
+    "Choose the parameter blocks of `model` that curvature statistics are computed for; a tied tensor counts once."
     if by not in ("module", "param"): raise CurvatureError(f"by={by!r}: choose 'module' or 'param'.")
-    cands = _module_blocks(model, by)
-    if not cands: raise CurvatureError(f"{type(model).__name__} has no trainable parameters: there is no Hessian to compute.")
-    if layers is None: sel = list(cands)
-    elif isinstance(layers, str):
-        sel = [b for b in cands if re.search(layers, b)]
-        if not sel: raise CurvatureError(f"layers={layers!r} matches no block; valid blocks: {', '.join(cands)}")
-    elif isinstance(layers, type) or (isinstance(layers, tuple) and all(isinstance(t, type) for t in layers)):
-        sel = [b for b, (m, _) in cands.items() if isinstance(m, layers)]
-        if not sel: raise CurvatureError(f"no module of type {layers} owns trainable parameters; valid blocks: {', '.join(cands)}")
-    else:
+    held = _holdings(model)
+    if not held:
+        raise CurvatureError(f"{type(model).__name__} has no trainable parameters: there is no Hessian to compute.")
+    alias = {n: c for h in held.values() for n, c in h}  # every name of a parameter -> its canonical name
+    if by == "param":
+        cands = list(dict.fromkeys(alias.values()))
+        if layers is None: return {n: [n] for n in cands}
+        if isinstance(layers, str):
+            sel = [n for n in cands if re.search(layers, n)]
+            if not sel: raise CurvatureError(f"layers={layers!r} matches no parameter; valid: {', '.join(cands)}")
+            return {n: [n] for n in sel}
+        if isinstance(layers, type) or (isinstance(layers, tuple) and all(isinstance(t, type) for t in layers)):
+            mods = [b for b in held if isinstance(model if b == "(root)" else model.get_submodule(b), layers)]
+            if not mods:
+                raise CurvatureError(f"no module of type {layers} holds trainable parameters; valid: {', '.join(cands)}")
+            return {c: [c] for c in dict.fromkeys(c for b in mods for _, c in held[b])}
         sel = []
         for name in layers:
-            hit = [b for b in cands if b == name or b.startswith(name + ".") or name in cands[b][1]]
-            if not hit: raise CurvatureError(f"unknown layer {name!r}; valid blocks: {', '.join(cands)}")
+            hit = [alias[name]] if name in alias else [c for b in held if b == name or b.startswith(name + ".")
+                                                         for _, c in held[b]]
+            if not hit: raise CurvatureError(_unknown(model, name, cands))
+            sel += [c for c in hit if c not in sel]
+        return {c: [c] for c in sel}
+    mods, want = list(held), {}
+    if layers is None: sel = [b for b in mods if any(n == c for n, c in held[b])]
+    elif isinstance(layers, str):
+        sel = [b for b in mods if re.search(layers, b)]
+        if not sel: raise CurvatureError(f"layers={layers!r} matches no block; valid blocks: {', '.join(mods)}")
+    elif isinstance(layers, type) or (isinstance(layers, tuple) and all(isinstance(t, type) for t in layers)):
+        sel = [b for b in mods if isinstance(model if b == "(root)" else model.get_submodule(b), layers)]
+        if not sel:
+            raise CurvatureError(f"no module of type {layers} owns trainable parameters; valid blocks: {', '.join(mods)}")
+    else:
+        sel = []  # want: block -> the parameters named explicitly in it (a parameter name narrows its block)
+        for name in layers:
+            if name in alias:
+                b = name.rpartition(".")[0] or "(root)"
+                hit = [b]
+                want.setdefault(b, set()).add(alias[name])
+            else: hit = [b for b in mods if b == name or b.startswith(name + ".")]
+            if not hit: raise CurvatureError(_unknown(model, name, mods))
             sel += [b for b in hit if b not in sel]
-    if by == "module" and isinstance(layers, (list, tuple)) and not isinstance(layers, type):
-        # a parameter name selects just that parameter inside its module's block
-        out = {}
-        for b in sel:
-            names = [n for n in cands[b][1] if n in layers] or cands[b][1]
-            out[b] = names
-        return out
-    return {b: cands[b][1] for b in sel}
+    # each tensor goes to its owner (the module of its first name) when that is selected, else to the first selected
+    # module holding it, so a tied weight is counted once whichever of its modules is asked for
+    owner = {c: b for b in mods for n, c in held[b] if n == c}
+    home = {}
+    for b in sel:
+        for _, c in held[b]: home[c] = owner[c] if owner[c] in sel else home.get(c, b)
+    out = {b: [c for _, c in held[b] if home[c] == b and (b not in want or c in want[b])] for b in sel}
+    return {b: cs for b, cs in out.items() if cs}
+
+def _unknown(model, name, valid):
+    if _frozen(model, name):
+        return f"parameter {name!r} does not require grad (it is frozen): unfreeze it or choose another layer."
+    return f"unknown layer {name!r}; valid blocks: {', '.join(valid)}"
 
 # %% ../nbs/01_operator.ipynb #6d04a258
 def is_single_batch(data)->bool:
@@ -103,6 +141,91 @@ def batch_size(batch)->int:
         if n: return n
     raise CurvatureError("could not find a tensor in the batch to count its samples.")
 
+# %% ../nbs/01_operator.ipynb #ac9767e2
+def _tensors(batch)->list:
+    "The tensors of a batch (nested tuples, lists and dicts), in order."
+    if torch.is_tensor(batch): return [batch]
+    if isinstance(batch, dict): batch = list(batch.values())
+    if isinstance(batch, (tuple, list)): return [t for b in batch for t in _tensors(b)]
+    return []
+
+def fingerprint(batch)->tuple:
+    "A cheap identity of a batch, without a forward pass: the shapes of its tensors and their float64 sums."
+    ts = _tensors(batch)
+    return tuple(tuple(t.shape) for t in ts), [t.detach().sum(dtype=torch.float64) for t in ts]
+
+def _close(x:float, y:float)->bool: return x == y or abs(x - y) <= 1e-9 * abs(y) or (x != x and y != y)
+
+def same_fingerprint(a, b)->bool:
+    "Do two fingerprints agree (sums to 1e-9 relative, which tolerates a change in the summation order)?"
+    return a[0] == b[0] and all(_close(float(x), float(y)) for x, y in zip(a[1], b[1]))
+
+_RANDOM_SAMPLERS = (RandomSampler, SubsetRandomSampler, WeightedRandomSampler)
+
+def _random_sampler(data):
+    "The name of the random sampler a DataLoader draws its batches with, else None."
+    if not isinstance(data, DataLoader): return None
+    for s in (getattr(data, "sampler", None), getattr(getattr(data, "batch_sampler", None), "sampler", None)):
+        if isinstance(s, _RANDOM_SAMPLERS): return type(s).__name__
+    return None
+
+_FIX_DATA = ("Use fixed data: a subset such as `localgeom_nb.data.eval_subset(X, y, n)`, a DataLoader with "
+             "shuffle=False and no random transforms, or data=list(loader); or pass fixed_data=False to accept "
+             "a moving operator (Lanczos then never reports convergence).")
+
+# %% ../nbs/01_operator.ipynb #5564621d
+def count_targets(y:torch.Tensor, # the targets of one batch
+                  ignore_index:int=-100, # integer targets equal to this are not counted
+                  class_weight:torch.Tensor=None, # the `weight` of CrossEntropyLoss/NLLLoss: a target counts as its class's
+                 )->float:
+    "The number of targets a mean loss divides by: integer (class) targets except `ignore_index`, else all elements."
+    if y.is_floating_point() or y.is_complex(): return float(y.numel())
+    keep = y != ignore_index
+    if class_weight is not None: return class_weight.to(y.device)[y[keep]].sum().item()
+    return float(keep.sum().item())
+
+_CAUSAL = re.compile(r"CausalLM|LMHeadModel")
+
+def hf_labels_count(batch:dict, # a dict batch with an integer `labels` tensor
+                    causal:bool=True, # a causal LM predicts token t+1 from tokens up to t: labels[..., 0] is no target
+                   )->float:
+    "Counted targets of a Hugging Face batch: `labels != -100`, after the causal shift `labels[..., 1:]` when `causal`."
+    y = batch["labels"]
+    return count_targets(y[..., 1:] if causal and y.dim() >= 2 else y)
+
+# %% ../nbs/01_operator.ipynb #ba5c3136
+def loss_spec(loss_fn)->tuple:
+    "`(reduction or None, ignore_index, class weight)` of a loss module (`nn.CrossEntropyLoss(...)`) or a partial."
+    if isinstance(loss_fn, functools.partial):
+        kw = loss_fn.keywords
+        return kw.get("reduction"), kw.get("ignore_index", -100), kw.get("weight")
+    if not isinstance(loss_fn, nn.Module): return None, -100, None
+    w = getattr(loss_fn, "weight", None) if isinstance(loss_fn, (nn.CrossEntropyLoss, nn.NLLLoss)) else None
+    return getattr(loss_fn, "reduction", None), getattr(loss_fn, "ignore_index", -100), w
+
+def _reduction(loss_fn, data_reduction)->str:
+    "The reduction of the dataset loss: the loss module's (checked against `data_reduction`), else `data_reduction`/'mean'."
+    red = loss_spec(loss_fn)[0] if loss_fn is not None else None
+    if red == "none": raise CurvatureError("the loss has reduction='none' (one loss per target): use 'mean' or 'sum', "
+                                           "which is what the Hessian of a scalar dataset loss needs.")
+    if data_reduction is not None and data_reduction not in ("mean", "sum"):
+        raise CurvatureError(f"data_reduction={data_reduction!r}: choose 'mean' or 'sum'.")
+    if red is not None and data_reduction is not None and red != data_reduction:
+        raise CurvatureError(f"the loss has reduction={red!r} but data_reduction={data_reduction!r}: drop "
+                             "data_reduction (it is read from the loss) or make them agree.")
+    return red or data_reduction or "mean"
+
+# %% ../nbs/01_operator.ipynb #47d96177
+def _check_pair(batch):
+    "A batch for `loss_fn(model(inputs), targets)` must be `(inputs, targets, ...)`; say what to do otherwise."
+    if isinstance(batch, (tuple, list)) and len(batch) >= 2: return
+    if isinstance(batch, dict):
+        raise CurvatureError(f"a dict batch (keys {', '.join(map(str, batch))}) has no (inputs, targets) for loss_fn: "
+                             "pass loss_closure=lambda model, batch: ... instead (e.g. model(**batch).loss).")
+    raise CurvatureError(f"with loss_fn a batch is (inputs, targets), got a {type(batch).__name__}"
+                         f"{' of length ' + str(len(batch)) if isinstance(batch, (tuple, list)) else ''}: "
+                         "pass data=(X, y) (or batches of them), or a loss_closure(model, batch).")
+
 # %% ../nbs/01_operator.ipynb #415989ba
 def _has_train_sensitive(model):
     "Does the model contain modules whose output depends on training mode (BatchNorm, Dropout)?"
@@ -113,8 +236,8 @@ def _has_train_sensitive(model):
 class Curvature:
     "The Hessian of `loss_fn(model(x), y)` (or `loss_closure(model, batch)`) over `data`, restricted to chosen blocks."
     def __init__(self, model:nn.Module, # the network; used as is, or copied when `device`/`dtype` differ
-                 loss_fn=None, # `loss_fn(outputs, targets)` returning a scalar (mean over the batch)
-                 data=None, # one batch, or an iterable of batches (a DataLoader); loss is the sample-weighted mean
+                 loss_fn=None, # `loss_fn(outputs, targets)` returning a scalar (a mean or a sum over the batch)
+                 data=None, # one batch, or an iterable of batches (a DataLoader) that is the same on every pass
                  layers=None, # blocks to use: None (all), names, a regex, or module types (see `select_blocks`)
                  device="auto", # "auto" (CUDA if available), "cpu" or "cuda"
                  dtype=None, # e.g. `torch.float64` for verification; default: the model's dtype
@@ -124,15 +247,29 @@ class Curvature:
                  progress:bool=True, # show progress bars in long estimators
                  chunk_size:int=None, # probes per batched HVP; default: 1 on CPU (a loop is fastest), 64 on CUDA
                  cache_graph:bool=True, # reuse the gradient graph of a single batch between HVPs
+                 data_reduction:str=None, # "mean" or "sum" over targets; default: the loss module's, else "mean"
+                 count_fn=None, # `count_fn(batch)` -> targets a mean loss divides by (default: see the batch-weight contract)
+                 fixed_data:bool=True, # refuse data that change between passes; False accepts them (a moving operator)
                 ):
         if (loss_fn is None) == (loss_closure is None):
             raise CurvatureError("pass exactly one of loss_fn(outputs, targets) or loss_closure(model, batch).")
-        if data is None: raise CurvatureError("data is required: one (inputs, targets) batch or an iterable of batches.")
+        if data is None:
+            raise CurvatureError("data is required: one (inputs, targets) batch or an iterable of batches.")
         self.device = resolve_device(device)
         ps = list(model.parameters())
         if not ps: raise CurvatureError(f"{type(model).__name__} has no parameters: there is no Hessian to compute.")
+        meta = [n for n, p in list(model.named_parameters()) + list(model.named_buffers()) if p.is_meta]
+        if meta:
+            raise CurvatureError(f"{', '.join(meta[:3])}{' ...' if len(meta) > 3 else ''} on the meta device (no values): "
+                                 "materialise the model first (load its weights, e.g. without device_map='meta').")
         self.dtype = dtype or ps[0].dtype
         if not self.dtype.is_floating_point: raise CurvatureError(f"dtype={self.dtype} is not a floating-point type.")
+        sampler = _random_sampler(data)
+        if sampler and fixed_data:
+            raise CurvatureError(f"data is a DataLoader with a {sampler} (shuffle=True): every pass gives other "
+                                 f"batches, so each Hessian-vector product would be of another loss. {_FIX_DATA}")
+        self.data_reduction = _reduction(loss_fn, data_reduction)
+        _, self._ignore, self._class_weight = loss_spec(loss_fn)
         self.source, self.copied = model, any(p.device != self.device or p.dtype != self.dtype for p in ps)
         self.model = copy.deepcopy(model).to(self.device, self.dtype) if self.copied else model
         self.blocks = select_blocks(self.model, layers, by)
@@ -141,13 +278,20 @@ class Curvature:
         self.params = [named[n] for n in self.names]
         self.shapes = {n: named[n].shape for n in self.names}
         self.dim = sum(p.numel() for p in self.params)
-        self.loss_fn, self.loss_closure, self.eval_mode = loss_fn, loss_closure, eval_mode
-        self.progress, self.cache_graph = progress, cache_graph
+        self.loss_fn, self.loss_closure, self.eval_mode, self.count_fn = loss_fn, loss_closure, eval_mode, count_fn
+        self.progress, self.cache_graph, self.fixed_data = progress, cache_graph, fixed_data
         self.chunk_size = chunk_size or (64 if self.device.type == "cuda" else 1)
+        inner = getattr(model, "module", model)  # DDP and similar wrappers
+        self._causal = bool(_CAUSAL.search(type(model).__name__) or _CAUSAL.search(type(inner).__name__))
         if is_single_batch(data): self.data, self.single = [data], True
-        else:
-            self.data = list(data) if iter(data) is data else data  # a one-shot iterator is kept as a list
+        else:  # a one-shot iterator is kept as a list; a list cannot change, anything else is checked on every pass
+            self.data = list(data) if isinstance(data, Iterator) else data
             self.single = False
+        if loss_fn is not None and self.single: _check_pair(data)
+        self._fps = None if isinstance(self.data, (list, tuple)) else []
+        self.data_moved = False  # set when two passes over the data gave different batches (fixed_data=False)
+        self._random_forward = not eval_mode and any(  # dropout in training mode: a new mask at every forward pass
+            isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 and m.training for m in model.modules())
         self._sizes, self._graph, self._graph_key, self._src_key = None, None, None, None
         self.n_hvp, self.last_info = 0, {}
         if eval_mode and model.training and _has_train_sensitive(model):
@@ -156,7 +300,7 @@ class Curvature:
 
     def __repr__(self):
         return (f"Curvature({type(self.model).__name__}: {len(self.blocks)} blocks, {self.dim:,} parameters, "
-                f"{'1 batch' if self.single else 'batches'}, {self.device}, {self.dtype})")
+                f"{'1 batch' if self.single else 'batches'}, {self.data_reduction} loss, {self.device}, {self.dtype})")
 
 # %% ../nbs/01_operator.ipynb #36e0d598
 from fastcore.basics import patch
@@ -181,43 +325,103 @@ def batch_loss(self:Curvature, batch)->torch.Tensor:
     with self.context():
         try:
             if self.loss_closure is not None: loss = self.loss_closure(self.model, batch)
-            else: loss = self.loss_fn(self.model(batch[0]), batch[1])
+            else:
+                if not isinstance(batch, (tuple, list)) or len(batch) < 2: _check_pair(batch)
+                loss = self.loss_fn(self.model(batch[0]), batch[1])
         except RuntimeError as e:
             if _DEVICE_MSG in str(e) or "device" in str(e).lower() and "same" in str(e).lower():
                 raise CurvatureError(f"inputs and model are on different devices ({self.device} for the model): "
                                      f"move the tensors your loss_closure creates to curv.device. ({e})") from None
             raise
+    if not torch.is_tensor(loss) and torch.is_tensor(getattr(loss, "loss", None)):
+        raise CurvatureError(f"the loss_closure returned a {type(loss).__name__}, not the loss: return its `.loss` "
+                             "(e.g. model(**batch).loss).")
     if not torch.is_tensor(loss) or loss.numel() != 1:
         shape = tuple(loss.shape) if torch.is_tensor(loss) else type(loss).__name__
-        raise CurvatureError(f"the loss must be a scalar, got {shape}; use reduction='mean' (or 'sum').")
-    if not torch.isfinite(loss): raise CurvatureError(f"the loss is {loss.item()} at this iterate: the curvature is undefined.")
+        raise CurvatureError(f"the loss must be a scalar tensor, got {shape}; use reduction='mean' (or 'sum').")
+    if not torch.isfinite(loss):
+        hint = " (a mean over a batch whose targets are all ignored is NaN: pass count_fn to skip such batches)"
+        raise CurvatureError(f"the loss is {loss.item()} at this iterate: the curvature is undefined"
+                             f"{hint if loss.isnan() else ''}.")
     return loss.reshape(())
 
 # %% ../nbs/01_operator.ipynb #c1ee4fdf
 def _key(params): return tuple((p.data_ptr(), p._version) for p in params)
 
 @patch
+def _state_key(self:Curvature, model=None)->tuple:
+    "The versions of the parameters and buffers of `model` (default: ours): they change with any in-place update."
+    m = self.model if model is None else model
+    return _key(m.parameters()) + _key(m.buffers())
+
+@patch
 def _sync(self:Curvature):
-    "Re-copy the user's parameters into our copy of the model when they changed."
+    "Re-copy the user's parameters and buffers into our copy of the model when either changed."
     if not self.copied: return
-    k = _key(self.source.parameters())
+    k = self._state_key(self.source)
     if k != self._src_key:
         with torch.no_grad():
             for q, p in zip(self.model.parameters(), self.source.parameters()): q.copy_(p)
             for q, p in zip(self.model.buffers(), self.source.buffers()): q.copy_(p)
         self._src_key, self._graph = k, None
 
+# %% ../nbs/01_operator.ipynb #6fb27e10
+@patch
+def _count(self:Curvature, batch)->float:
+    "The number of targets a mean loss of this (raw) batch divides by."
+    if self.count_fn is not None: return float(self.count_fn(batch))
+    if self.loss_closure is None:
+        y = batch[1] if isinstance(batch, (tuple, list)) and len(batch) > 1 else None
+        if torch.is_tensor(y): return count_targets(y, self._ignore, self._class_weight)
+    elif isinstance(batch, dict) and torch.is_tensor(batch.get("labels")): return hf_labels_count(batch, self._causal)
+    return float(batch_size(batch))
+
+@patch
+def _first_pass(self:Curvature):
+    "Count the targets of every batch and fingerprint it (no forward pass); done once."
+    sizes, fps = [], []
+    for b in self.data:
+        sizes.append(self._count(b) if self.data_reduction == "mean" else 1.)
+        if self._fps is not None: fps.append(fingerprint(b))
+    if not sizes: raise CurvatureError("data has no batches.")
+    if sum(sizes) <= 0: raise CurvatureError("the data have no counted targets (every label is ignore_index?): "
+                                             "the mean loss is undefined; check the labels or pass count_fn.")
+    if self._fps is not None:
+        self._fps = fps
+        if not self.fixed_data and not any(f[1] for f in fps): self.data_moved = True  # no tensors: cannot tell
+    self._sizes, self._total = sizes, sum(sizes)
+
+@patch
+def _check_pass(self:Curvature, fps:list):
+    "Compare the fingerprints of a full pass with the first pass; a change is an error unless `fixed_data=False`."
+    ref = self._fps
+    bad = next((i for i, (a, b) in enumerate(zip(fps, ref)) if not same_fingerprint(a, b)), None)
+    if bad is None and len(fps) != len(ref): bad = min(len(fps), len(ref))
+    if bad is None: return
+    self.data_moved = True
+    if self.fixed_data:
+        raise CurvatureError(f"the data changed between two passes (batch {bad} differs: shuffling, random "
+                             f"augmentation or another number of batches), so the products are not of one Hessian. "
+                             f"{_FIX_DATA}")
+
 @patch
 def batches(self:Curvature):
-    "Yield `(batch on device, weight)`, with weights `n_b / N` summing to one."
-    if self._sizes is None: self._sizes = [batch_size(b) for b in self.data]
-    total = sum(self._sizes)
-    if total == 0: raise CurvatureError("data has no samples.")
-    for b, n in zip(self.data, self._sizes): yield move_batch(b, self.device, self.dtype), n / total
+    "Yield `(batch on device, w)`; `w` multiplies the batch's loss in the dataset loss (see the contract above)."
+    if self._sizes is None: self._first_pass()
+    mean, fps = self.data_reduction == "mean", None if self._fps is None else []
+    for i, b in enumerate(self.data):
+        if fps is not None: fps.append(fingerprint(b))
+        if mean:
+            n = self._sizes[i] if self.fixed_data and i < len(self._sizes) else self._count(b)
+            if n == 0: continue  # no counted target: the batch's mean loss is NaN and its weight is 0
+            w = n / self._total
+        else: w = 1.
+        yield move_batch(b, self.device, self.dtype), w
+    if fps is not None: self._check_pass(fps)
 
 @patch
 def loss(self:Curvature)->float:
-    "The sample-weighted mean loss over all the data."
+    "The dataset loss: the mean over all counted targets (mean-reduced loss), or the sum over all batches (sum)."
     self._sync()
     with torch.no_grad(): return sum(w * self.batch_loss(b).item() for b, w in self.batches())
 
@@ -227,6 +431,9 @@ def _grads(self:Curvature, batch):
     "Gradient of one batch's loss with a graph for second derivatives (None for unused parameters)."
     with self.context():
         loss = self.batch_loss(batch)
+        if not loss.requires_grad:
+            raise CurvatureError("the loss does not depend on the selected parameters through autograd: was it "
+                                 "computed under torch.no_grad(), from detached outputs, or are those parameters unused?")
         return torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
 
 @patch
@@ -234,11 +441,11 @@ def graphs(self:Curvature):
     "Yield `(gradients with graph, weight)` per batch, reusing the cached graph for a single batch."
     self._sync()
     if self.single and self.cache_graph:
-        k = _key(self.params)
-        if self._graph is None or self._graph_key != k:
+        if self._graph is None or self._graph_key != self._state_key():
             self._graph, self._graph_key = None, None
             b, _ = next(self.batches())
-            self._graph, self._graph_key = self._grads(b), k
+            # keyed after the forward pass, which may itself update buffers (BatchNorm in training mode)
+            self._graph, self._graph_key = self._grads(b), self._state_key()
         yield self._graph, 1.0
     else:
         for b, w in self.batches(): yield self._grads(b), w
@@ -250,32 +457,35 @@ def clear_cache(self:Curvature):
 
 # %% ../nbs/01_operator.ipynb #72b6ebb3
 @patch
-def block_names(self:Curvature, block=None)->list:
-    "Parameter names of `block` (a block name, a list of parameter names, or None for the whole selection)."
-    if block is None: return self.names
-    if isinstance(block, str):
-        if block not in self.blocks: raise CurvatureError(f"unknown block {block!r}; valid blocks: {', '.join(self.blocks)}")
-        return self.blocks[block]
-    bad = [n for n in block if n not in self.shapes]
+def block_names(self:Curvature, layer=None, *, block=None)->list:
+    "Parameter names of `layer` (a block name, a list of parameter names, or None for the whole selection)."
+    layer = renamed_kw(layer, block, "layer", "block", "block_names")
+    if layer is None: return self.names
+    if isinstance(layer, str):
+        if layer not in self.blocks:
+            raise CurvatureError(f"unknown layer {layer!r}; valid blocks: {', '.join(self.blocks)}")
+        return self.blocks[layer]
+    bad = [n for n in layer if n not in self.shapes]
     if bad: raise CurvatureError(f"unknown parameters {bad}; valid: {', '.join(self.names)}")
-    return list(block)
+    return list(layer)
 
 @patch
-def block_dim(self:Curvature, block=None)->int:
-    "Number of coordinates in `block`."
-    return sum(self.shapes[n].numel() for n in self.block_names(block))
+def block_dim(self:Curvature, layer=None, *, block=None)->int:
+    "Number of coordinates in `layer`."
+    layer = renamed_kw(layer, block, "layer", "block", "block_dim")
+    return sum(self.shapes[n].numel() for n in self.block_names(layer))
 
 @patch
-def flatten(self:Curvature, v, block=None)->torch.Tensor:
+def flatten(self:Curvature, v, layer=None, *, block=None)->torch.Tensor:
     "Concatenate a dict (or list in block order) of per-parameter tensors into one flat vector."
-    names = self.block_names(block)
+    names = self.block_names(renamed_kw(layer, block, "layer", "block", "flatten"))
     parts = [v[n] for n in names] if isinstance(v, dict) else list(v)
     return torch.cat([t.reshape(-1) for t in parts])
 
 @patch
-def unflatten(self:Curvature, flat, block=None)->dict:
+def unflatten(self:Curvature, flat, layer=None, *, block=None)->dict:
     "Split a flat vector (or a `[k, d]` batch of them) into a dict of parameter-shaped tensors."
-    names = self.block_names(block)
+    names = self.block_names(renamed_kw(layer, block, "layer", "block", "unflatten"))
     sizes = [self.shapes[n].numel() for n in names]
     lead = flat.shape[:-1]
     return {n: c.reshape(*lead, *self.shapes[n]) for n, c in zip(names, flat.split(sizes, dim=-1))}
@@ -335,39 +545,50 @@ def _hvp_probes(self:Curvature, V:list, names:list)->list:
 
 # %% ../nbs/01_operator.ipynb #1e86ea8e
 @patch
-def hvp_batch(self:Curvature, V:torch.Tensor, # `[k, d]` probes in the flat coordinates of `block`
-              block=None)->torch.Tensor: # `[k, d]`: each row is H_block @ probe
-    "Hessian times a batch of flat probes, restricted to `block`."
-    names = self.block_names(block)
+def hvp_batch(self:Curvature, V:torch.Tensor, # `[k, d]` probes in the flat coordinates of `layer`
+              layer=None, # a block name, a list of parameter names, or None (the whole selection)
+              *, block=None)->torch.Tensor: # `[k, d]`: each row is H_layer @ probe
+    "Hessian times a batch of flat probes, restricted to `layer`."
+    layer = renamed_kw(layer, block, "layer", "block", "hvp_batch")
+    names = self.block_names(layer)
     V = V.to(self.device, self.dtype)
-    parts = self.unflatten(V, block)
+    parts = self.unflatten(V, layer)
     out = self._hvp_probes([parts[n] for n in names], names)
     return torch.cat([o.reshape(V.shape[0], -1) for o in out], dim=1)
 
 @patch
-def hvp_flat(self:Curvature, v:torch.Tensor, block=None)->torch.Tensor:
-    "Hessian times one flat vector, restricted to `block`."
-    return self.hvp_batch(v.reshape(1, -1), block)[0]
+def hvp_flat(self:Curvature, v:torch.Tensor, layer=None, *, block=None)->torch.Tensor:
+    "Hessian times one flat vector, restricted to `layer`."
+    return self.hvp_batch(v.reshape(1, -1), renamed_kw(layer, block, "layer", "block", "hvp_flat"))[0]
 
 @patch
 def hvp(self:Curvature, v, # dict name -> tensor (its keys choose the parameters) or a flat tensor
-        block=None)->dict: # same structure as `v`
+        layer=None, # for a flat `v`: its layer (a block name, parameter names, or None for the whole selection)
+        *, block=None)->dict: # same structure as `v`
     "Hessian-vector product H v, returned in the structure of `v`."
+    layer = renamed_kw(layer, block, "layer", "block", "hvp")
     if isinstance(v, dict):
         names = self.block_names(list(v))
         out = self._hvp_probes([v[n].to(self.device, self.dtype)[None] for n in names], names)
         return {n: o[0] for n, o in zip(names, out)}
-    return self.hvp_flat(v, block)
+    return self.hvp_flat(v, layer)
 
 # %% ../nbs/01_operator.ipynb #41a3b391
 class HessianOperator:
-    "The Hessian of a `Curvature` restricted to one block, as a linear operator on flat vectors."
-    def __init__(self, curv:Curvature, block=None):
-        self.curv, self.block = curv, block
-        self.dim, self.device, self.dtype = curv.block_dim(block), curv.device, curv.dtype
-    def matvec(self, v): return self.curv.hvp_flat(v, self.block)
-    def matmat(self, V): return self.curv.hvp_batch(V, self.block)
-    def __repr__(self): return f"HessianOperator(block={self.block!r}, dim={self.dim})"
+    "The Hessian of a `Curvature` restricted to one layer, as a linear operator on flat vectors."
+    def __init__(self, curv:Curvature, layer=None, *, block=None):
+        self.curv, self.layer = curv, renamed_kw(layer, block, "layer", "block", "HessianOperator")
+        self.dim, self.device, self.dtype = curv.block_dim(self.layer), curv.device, curv.dtype
+    @property
+    def block(self): return self.layer  # the old name
+    @property
+    def fixed(self)->bool:
+        "False for a moving operator: data seen to change between passes (`fixed_data=False`), or active dropout."
+        c = self.curv
+        return not (c.data_moved or (c._random_forward and not (c.single and c.cache_graph)))
+    def matvec(self, v): return self.curv.hvp_flat(v, self.layer)
+    def matmat(self, V): return self.curv.hvp_batch(V, self.layer)
+    def __repr__(self): return f"HessianOperator(layer={self.layer!r}, dim={self.dim})"
 
 class DenseOperator:
     "An explicit symmetric matrix as a linear operator (for tests and tiny problems)."
@@ -377,9 +598,9 @@ class DenseOperator:
     def __repr__(self): return f"DenseOperator(dim={self.dim})"
 
 @patch
-def operator(self:Curvature, block=None)->HessianOperator:
-    "The Hessian restricted to `block` (None: all selected parameters) as a linear operator."
-    return HessianOperator(self, block)
+def operator(self:Curvature, layer=None, *, block=None)->HessianOperator:
+    "The Hessian restricted to `layer` (None: all selected parameters) as a linear operator."
+    return HessianOperator(self, renamed_kw(layer, block, "layer", "block", "operator"))
 
 # %% ../nbs/01_operator.ipynb #a7ac2164
 def to_dense(op)->torch.Tensor:
@@ -394,3 +615,13 @@ def make_generator(seed:int, device)->torch.Generator:
 def rademacher(k:int, d:int, gen:torch.Generator, device, dtype)->torch.Tensor:
     "`[k, d]` random signs drawn from `gen`."
     return (torch.randint(0, 2, (k, d), generator=gen, device=device) * 2 - 1).to(dtype)
+
+# %% ../nbs/01_operator.ipynb #a3fc1f9d
+@contextmanager
+def torch_threads(n:int, # intra-op CPU threads inside the block (1 is fastest on a busy machine, see above)
+                 ):
+    "Run a block with `torch.set_num_threads(n)`, restoring the previous number of threads afterwards."
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try: yield
+    finally: torch.set_num_threads(old)

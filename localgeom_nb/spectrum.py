@@ -12,7 +12,7 @@ from collections import namedtuple
 import torch
 from fastcore.basics import patch
 from tqdm.auto import tqdm
-from .operator import Curvature, CurvatureError, DenseOperator, make_generator, rademacher
+from .operator import Curvature, CurvatureError, DenseOperator, make_generator, rademacher, renamed_kw
 
 # %% ../nbs/02_spectrum.ipynb #3ae43323
 EigResult = namedtuple("EigResult", "values vectors residuals n_hvp seconds converged")
@@ -46,6 +46,17 @@ def _tridiag(alpha, beta):
     a = torch.tensor(alpha, dtype=torch.float64)
     b = torch.tensor(beta[:len(alpha) - 1], dtype=torch.float64)
     return torch.diag(a) + torch.diag(b, 1) + torch.diag(b, -1)
+
+def _moving(op)->bool:
+    "Is `op` a moving operator (`op.fixed` is False: data that change, or dropout)? Warns once per `Curvature`."
+    if getattr(op, "fixed", True): return False
+    owner = getattr(op, "curv", op)
+    if not getattr(owner, "_warned_moving", False):
+        warnings.warn("the operator changed between Hessian-vector products (data that change between passes with "
+                      "fixed_data=False, or dropout with eval_mode=False): the result mixes different Hessians, so it "
+                      "is never reported as converged. Use fixed data in eval mode for an exact answer.")
+        owner._warned_moving = True
+    return True
 
 def _check_op(op):
     missing = [a for a in ("dim", "device", "dtype", "matvec", "matmat") if not hasattr(op, a)]
@@ -192,7 +203,8 @@ def lanczos(op, # linear operator (`.dim`, `.device`, `.dtype`, `.matvec`, `.mat
                 idx = torch.argsort(-_key(th, which), stable=True)[:k]
                 th, V, res = th[idx], V[idx.to(V.device)], res[idx]
                 if interrupted: break
-    return _eig_result(op, th, V, res, k, tol, verify, n_hvp, interrupted, m, t0)
+    r = _eig_result(op, th, V, res, k, tol, verify, n_hvp, interrupted, m, t0)
+    return r._replace(converged=False) if _moving(op) else r  # a moving operator has no eigenpairs to converge to
 
 # %% ../nbs/02_spectrum.ipynb #7f17b3bf
 def _nan_result(op, k, n_hvp, t0):
@@ -265,19 +277,20 @@ def slq_density(op, # linear operator (`.dim`, `.device`, `.dtype`, `.matvec`)
     grid = torch.linspace(lo - 5 * sig, hi + 5 * sig, n_grid, dtype=torch.float64) if auto else torch.as_tensor(grid, dtype=torch.float64).cpu()
     dens = smooth_density(nodes, weights, grid, sig)
     if auto: dens = dens / torch.trapezoid(dens, grid)
+    _moving(op)  # warns if the data moved under the runs
     return Density(grid, dens, nodes, weights, sig)
 
 # %% ../nbs/02_spectrum.ipynb #51c87c79
-def _per_block(curv, per_block, block, fn):
-    if per_block:
-        if block is not None: raise CurvatureError("pass either `block` or `per_block=True`, not both.")
+def _per_layer(curv, per_layer, layer, fn):
+    if per_layer:
+        if layer is not None: raise CurvatureError("pass either layer= or per_layer=True, not both.")
         return {b: fn(b) for b in curv.blocks}
-    return fn(block)
+    return fn(layer)
 
 @patch
 def eigenvalues(self:Curvature, k:int=1, # number of eigenpairs
-                block=None, # a block name (or list of parameter names); None: all selected parameters
-                per_block:bool=False, # return a dict block -> EigResult over all blocks
+                layer=None, # a block name (or list of parameter names); None: all selected parameters
+                per_layer:bool=None, # True: a dict block -> EigResult over all blocks
                 tol:float=1e-4, # relative residual tolerance (see `lanczos`); eigenvalue error ~ tol^2 * |lambda| / gap
                 max_iter:int=None, # Lanczos steps; default `default_max_iter(dim, k)`
                 seed:int=0, # start-vector seed
@@ -285,28 +298,35 @@ def eigenvalues(self:Curvature, k:int=1, # number of eigenpairs
                 progress:bool=None, # None: the Curvature's setting, shown for big blocks
                 verify:bool=False, # recompute residuals with k extra HVPs
                 multiplicity:bool=True, # for k >= 2, look for missed copies of repeated eigenvalues
+                block=None, per_block:bool=None, # old spellings of `layer` and `per_layer`
                ): # EigResult with `vectors` a dict name -> [k, *shape] (or a dict of them per block)
-    "Top-`k` Hessian eigenpairs by Lanczos with full re-orthogonalisation, per block or for the whole selection."
+    "Top-`k` Hessian eigenpairs by Lanczos with full re-orthogonalisation, per layer or for the whole selection."
+    layer = renamed_kw(layer, block, "layer", "block", "eigenvalues")
+    per_layer = renamed_kw(per_layer, per_block, "per_layer", "per_block", "eigenvalues")
     if progress is None and not self.progress: progress = False
     def one(b):
         r = lanczos(self.operator(b), k=k, max_iter=max_iter, tol=tol, seed=seed, which=which, progress=progress,
                     verify=verify, multiplicity=multiplicity)
         return r._replace(vectors=self.unflatten(r.vectors, b))
-    return _per_block(self, per_block, block, one)
+    return _per_layer(self, per_layer, layer, one)
 
 # %% ../nbs/02_spectrum.ipynb #40f1c212
 @patch
 def density(self:Curvature, n_runs:int=1, # Rademacher start vectors
             n_steps:int=80, # Lanczos steps per run
-            block=None, # a block name (or list of parameter names); None: all selected parameters
-            per_block:bool=False, # return a dict block -> Density over all blocks
+            layer=None, # a block name (or list of parameter names); None: all selected parameters
+            per_layer:bool=None, # True: a dict block -> Density over all blocks
             seed:int=0, # start-vector seed
             grid=None, # evaluation points; default spans the nodes
             n_grid:int=1000, # grid size when `grid` is None
             sigma:float=None, # Gaussian width as a fraction of the spectral width (default 0.01)
             progress:bool=None, # None: the Curvature's setting, shown for big blocks
+            block=None, per_block:bool=None, # old spellings of `layer` and `per_layer`
            )->Density:
-    "Hessian spectral density by stochastic Lanczos quadrature, per block or for the whole selection."
+    "Hessian spectral density by stochastic Lanczos quadrature, per layer or for the whole selection."
+    layer = renamed_kw(layer, block, "layer", "block", "density")
+    per_layer = renamed_kw(per_layer, per_block, "per_layer", "per_block", "density")
     if progress is None and not self.progress: progress = False
-    return _per_block(self, per_block, block, lambda b: slq_density(self.operator(b), n_runs=n_runs, n_steps=n_steps, seed=seed,
-                                                                       grid=grid, n_grid=n_grid, sigma=sigma, progress=progress))
+    one = lambda b: slq_density(self.operator(b), n_runs=n_runs, n_steps=n_steps, seed=seed, grid=grid, n_grid=n_grid,
+                                sigma=sigma, progress=progress)
+    return _per_layer(self, per_layer, layer, one)
