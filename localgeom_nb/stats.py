@@ -10,6 +10,7 @@ import math, time, warnings
 import numpy as np, torch, pandas as pd
 from fastcore.basics import patch
 from .operator import Curvature, CurvatureError
+import localgeom_nb.estimators, localgeom_nb.spectrum  # `Curvature.diagonal` and `Curvature.eigenvalues`
 
 # %% ../nbs/04_stats.ipynb #2afe12f2
 def _flat(diag)->torch.Tensor:
@@ -130,38 +131,58 @@ def precond_diag(optimizer:torch.optim.Optimizer, # a live optimizer
 # %% ../nbs/04_stats.ipynb #4cbb91f7
 _WHOLE = "(model)"
 
-def _row(name, d, s, abs, q, interpolation, P=None):
-    "One statistics row for a block's diagonal `d` (and stderr `s`, preconditioner `P`): one sort of `d` (and of `d/P`)."
-    row = dict(block=name, **diag_stats(d, abs, q, interpolation))
+def _err_kind(names, se:dict, exact:bool)->str:
+    "Whether the entries of `names` are 'exact', 'est'imated with standard errors in `se`, or of 'unknown' error."
+    if exact: return "exact"
+    if any(n not in se for n in names): return "unknown"
+    return "est" if any(se[n] is not None for n in names) else "exact"   # (None: an exactly known entry)
+
+def _note(row:dict, abs:bool)->str:
+    "Why the row's R_med is infinite; '' when it is finite."
+    if math.isfinite(row["r_med"]): return ""
+    h = "|H_ii|" if abs else "H_ii"
+    if row["d_median"] != 0: return f"max / median {h} overflows"
+    if row["d_max"] == 0: return f"every {h} is 0: layer unused by the loss?"
+    return f"median {h} is 0: layer unused by the loss, or mostly dead units?"
+
+def _row(name, d, s, kind, abs, q, interpolation, P=None):
+    "One statistics row for a layer's diagonal `d` (stderr `s` when `kind` is 'est', preconditioner `P`)."
+    row = dict(layer=name, **diag_stats(d, abs, q, interpolation))
     row["trace"] = d.sum(dtype=torch.float64).item()
-    row["trace_stderr"] = 0.0 if s is None else s.double().pow(2).sum().sqrt().item()
-    row["r_med_stderr"] = 0.0 if s is None else r_med_stderr(d, s, abs=abs, q=q, interpolation=interpolation)
+    if kind == "est":
+        row["trace_stderr"] = s.double().pow(2).sum().sqrt().item()
+        row["r_med_stderr"] = r_med_stderr(d, s, abs=abs, q=q, interpolation=interpolation)
+    else: row["trace_stderr"] = row["r_med_stderr"] = 0.0 if kind == "exact" else math.nan
     if P is not None:
         sp = diag_stats(d / P, abs, q, interpolation)
         row["r_med_precond"], row["r_q99_precond"] = sp["r_med"], sp["r_q99"]
     return row
 
 # %% ../nbs/04_stats.ipynb #3105593e
-def _block_row(b, names, diag, se, precond, fp, abs, q, interpolation)->dict:
-    "The row of block `b` from tensors (on any device; with standard errors)."
-    cat = lambda src: torch.cat([src[n].detach().reshape(-1) if fp else src[n].detach().reshape(-1).double() for n in names])
-    d = cat(diag)                                       # stays on the device, in its precision
-    if b != _WHOLE and not _finite(d):                  # (the whole selection is made of checked blocks)
-        raise CurvatureError(f"the Hessian diagonal of block {b!r} has NaN/Inf entries at this iterate.")
-    s = cat(se) if all(n in se and se[n] is not None for n in names) else None
-    P = cat(precond) if precond and all(n in precond for n in names) else None
-    return _row(b, d, s, abs, q, interpolation, P)
+def _block_row(b, names, diag, se, kind, precond, fp, abs, q, interpolation)->dict:
+    "The row of layer `b` from tensors (on any device; with standard errors)."
+    flat = lambda t: t.detach().reshape(-1) if fp else t.detach().reshape(-1).double()
+    d = torch.cat([flat(diag[n]) for n in names])      # stays on the device, in its precision
+    if b != _WHOLE and not _finite(d):                  # (the whole selection is made of checked layers)
+        raise CurvatureError(f"the Hessian diagonal of layer {b!r} has NaN/Inf entries at this iterate.")
+    s = None
+    if kind == "est":                                   # exactly known entries have zero error
+        s = torch.cat([flat(diag[n]).new_zeros(diag[n].numel()) if se[n] is None else flat(se[n]) for n in names])
+    P = torch.cat([flat(precond[n]) for n in names]) if precond and all(n in precond for n in names) else None
+    return _row(b, d, s, kind, abs, q, interpolation, P)
 
-def _np_rows(curv, diag, groups, precond, abs, q, interpolation)->list:
-    "Rows of exact CPU diagonals: one flat numpy array, sliced per block (the selection is block after block)."
+def _np_rows(curv, diag, groups, kinds, precond, abs, q, interpolation)->list:
+    "Rows of CPU diagonals without standard errors: one flat numpy array, sliced per layer (layer after layer)."
     flat = np.concatenate([diag[n].detach().reshape(-1).numpy() for n in curv.names])
     o, rows = 0, []
-    for b, names in groups:
+    for (b, names), kind in zip(groups, kinds):
         k = sum(curv.shapes[n].numel() for n in names)
         a = flat[0:k] if b == _WHOLE else flat[o:o + k]
         if b != _WHOLE: o += k
-        what = f"the Hessian diagonal of block {b!r} at this iterate"
-        row = dict(block=b, **_np_stats(a, abs, q, interpolation, what), trace=float(a.sum(dtype=np.float64)), trace_stderr=0.0, r_med_stderr=0.0)
+        what = f"the Hessian diagonal of layer {b!r} at this iterate"
+        err = 0.0 if kind == "exact" else math.nan
+        row = dict(layer=b, **_np_stats(a, abs, q, interpolation, what), trace=float(a.sum(dtype=np.float64)),
+                   trace_stderr=err, r_med_stderr=err)
         if precond and all(n in precond for n in names):
             P = np.concatenate([precond[n].detach().reshape(-1).cpu().numpy() for n in names])
             sp = _np_stats(a / P, abs, q, interpolation)
@@ -174,35 +195,58 @@ def _np_rows(curv, diag, groups, precond, abs, q, interpolation)->list:
 def layer_stats(self:Curvature,
                 method:str="exact", # diagonal method: "exact", "hutchinson" or "xdiag"
                 n_probes:int=None, # probes for estimated diagonals
-                top_eig:bool=False, # also the top eigenvalue of each block (Lanczos)
+                top_eig:bool=False, # also the top eigenvalue of each layer (Lanczos)
                 eig_tol:float=1e-6, # relative residual tolerance of that Lanczos run
                 precond:dict=None, # parameter name -> diagonal preconditioner P (see `precond_diag`)
-                whole:bool=True, # add a row for all selected parameters together
+                whole:bool=True, # add a row `(model)` for all selected parameters together
                 abs:bool=True, q:float=0.5, interpolation:str="lower", # R_med conventions (see `r_med`)
                 seed:int=0, # seed of the estimators
                 diag:dict=None, # a precomputed diagonal (name -> tensor), to skip the computation
+                stderr:dict=None, # with `diag`: its standard errors (name -> tensor, None: exact; missing: unknown)
+                **diag_kw, # for `Curvature.diagonal`: force, max_seconds, max_hvps, verify, fast, progress
                )->pd.DataFrame:
-    "Per-block diagonal statistics (R_med, quantiles, trace, optional top eigenvalue) as a tidy DataFrame."
-    return pd.DataFrame(self._stat_rows(method, n_probes, top_eig, eig_tol, precond, whole, abs, q, interpolation, seed, diag))
+    "Per-layer diagonal statistics (R_med, quantiles, trace, optional top eigenvalue) as a tidy DataFrame."
+    return pd.DataFrame(self.layer_rows(method, n_probes, top_eig, eig_tol, precond, whole, abs, q, interpolation, seed,
+                                        diag, stderr, **diag_kw))
 
 @patch
-def _stat_rows(self:Curvature, method="exact", n_probes=None, top_eig=False, eig_tol=1e-6, precond=None, whole=True,
-               abs=True, q=0.5, interpolation="lower", seed=0, diag=None)->list:
+def layer_rows(self:Curvature, method="exact", n_probes=None, top_eig=False, eig_tol=1e-6, precond=None, whole=True,
+               abs=True, q=0.5, interpolation="lower", seed=0, diag=None, stderr=None, **diag_kw)->list:
     "The rows of `layer_stats` as dicts (the tracker's path: no DataFrame)."
     t0, hvp0 = time.perf_counter(), self.n_hvp
     if diag is None:
-        diag = self.diagonal(method=method, n_probes=n_probes, seed=seed)
+        if stderr is not None: raise CurvatureError("stderr= goes with a given diag=; a computed diagonal has its own.")
+        diag = self.diagonal(method=method, n_probes=n_probes, seed=seed, **diag_kw)
         info = dict(self.last_info)
-    else: info = dict(method="given")
-    se = info.get("stderr") or {}
-    groups = list(self.blocks.items()) + ([(_WHOLE, self.names)] if whole and len(self.blocks) > 1 else [])
-    fp = {d.dtype for d in diag.values()} <= {torch.float32, torch.float64} and len({d.dtype for d in diag.values()}) == 1
-    if fp and not any(v is not None for v in se.values()) and all(diag[n].device.type == "cpu" for n in self.names):
-        rows = _np_rows(self, diag, groups, precond, abs, q, interpolation)   # exact, on CPU: numpy, no tensor work
-    else: rows = [_block_row(b, names, diag, se, precond, fp, abs, q, interpolation) for b, names in groups]
+    else:
+        if diag_kw: raise CurvatureError(f"{', '.join(diag_kw)}: keywords of the diagonal's computation, "
+                                         "which a given diag= skips; pass one or the other.")
+        lack = [n for n in self.names if n not in diag]
+        if lack: raise CurvatureError(f"the given diag lacks the parameters {lack[:5]}{' ...' * (len(lack) > 5)}.")
+        info = dict(method="given", stderr=stderr)
+    se, groups = info.get("stderr"), list(self.blocks.items())
+    exact, se = se is None, se or {}
+    done = [(b, names) for b, names in groups if all(n in diag for n in names)]   # (an interrupt keeps finished layers)
+    groups = done + ([(_WHOLE, self.names)] if whole and len(groups) > 1 and len(done) == len(groups) else [])
+    kinds = [_err_kind(names, se, exact) for _, names in groups]
+    dts = {diag[n].dtype for b, names in groups for n in names}
+    fp = dts <= {torch.float32, torch.float64} and len(dts) == 1
+    cpu = len(done) == len(self.blocks) and all(diag[n].device.type == "cpu" for n in self.names)
+    if fp and cpu and "est" not in kinds:                       # on CPU, no per-entry errors: numpy, no tensor work
+        rows = _np_rows(self, diag, groups, kinds, precond, abs, q, interpolation)
+    else: rows = [_block_row(b, names, diag, se, kind, precond, fp, abs, q, interpolation)
+                  for (b, names), kind in zip(groups, kinds)]
     for (b, names), row in zip(groups, rows):
-        if top_eig: row["top_eig"] = self.eigenvalues(k=1, block=None if b == _WHOLE else b, seed=seed, tol=eig_tol).values[0].item()
+        if top_eig:
+            row["top_eig"] = self.eigenvalues(1, None if b == _WHOLE else b, seed=seed, tol=eig_tol).values[0].item()
         row.update(method=info.get("method", method), abs=abs, q=q, interpolation=interpolation)
+    t = time.perf_counter() - t0
     for row in rows:
-        row.update(n_hvp=self.n_hvp - hvp0, seconds=time.perf_counter() - t0, stderr=row["r_med_stderr"])
+        row.update(n_hvp=self.n_hvp - hvp0, seconds=t, stderr=row["r_med_stderr"], note=_note(row, abs))
+        if row["note"]: warnings.warn(f"layer {row['layer']!r}: R_med is inf ({row['note']})", stacklevel=3)
     return rows
+
+@patch
+def _stat_rows(self:Curvature, *args, **kwargs)->list:
+    "Old name of `layer_rows` (kept for callers that still use it)."
+    return self.layer_rows(*args, **kwargs)
