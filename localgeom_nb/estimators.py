@@ -10,9 +10,11 @@ __all__ = ['Estimate', 'hutchinson_trace', 'hutchpp_trace', 'xtrace', 'hutchinso
 import math, time, warnings
 from collections import namedtuple
 import torch, torch.nn as nn, torch.nn.functional as F
+from torch.nn.utils import parametrize
 from fastcore.basics import patch
 from tqdm.auto import tqdm
-from .operator import Curvature, CurvatureError, DenseOperator, make_generator, rademacher
+from .operator import (Curvature, CurvatureError, DenseOperator, batch_size, make_generator, rademacher,
+                                   renamed_kw)
 from .models import MLP, half_mse
 
 # %% ../nbs/03_estimators.ipynb #856016b3
@@ -185,51 +187,95 @@ def xdiag(op, # linear operator
 # %% ../nbs/03_estimators.ipynb #8b48c66a
 def _fmt_bytes(b): return f"{b / 2**20:,.0f} MiB" if b >= 2**20 else f"{b / 2**10:,.0f} KiB"
 
-def _budget_error(what, n_hvp, secs, mem, max_seconds, max_hvps):
+_FAR = 2.0   # refuse when the estimate is over `_FAR * max_seconds` (it is an upper bound: see `_product_cost`)
+
+def _budget_error(what, n_hvp, secs, mem, max_seconds, max_hvps, cost=None):
     limit = f"max_seconds={max_seconds}" + (f", max_hvps={max_hvps}" if max_hvps else "")
+    how = "" if cost is None else (f" (at {cost[1] * 1e3:,.3g} ms per product and {cost[0] * 1e3:,.3g} ms per "
+                                   "batched call, measured once for this model and data)")
     return CurvatureError(f"the exact diagonal of {what} needs about {n_hvp:,} Hessian-vector products, "
-                          f"{'' if math.isnan(secs) else f'~{secs:,.0f} s and '}~{_fmt_bytes(mem)} of probe memory, over the budget ({limit}). "
+                          f"{'' if math.isnan(secs) else f'~{secs:,.0f} s{how} and '}~{_fmt_bytes(mem)} of probe memory, "
+                          f"over the budget ({limit}). "
                           f"Use an estimate instead, method=\"xdiag\" (best for R_med) or method=\"hutchinson\" with "
                           f"n_probes=..., or pass force=True (or a larger max_seconds) to compute it anyway.")
 
 def _over(n_hvp, secs, max_seconds, max_hvps):
-    return (max_seconds is not None and secs > max_seconds) or (max_hvps is not None and n_hvp > max_hvps)
+    return (max_seconds is not None and secs > _FAR * max_seconds) or (max_hvps is not None and n_hvp > max_hvps)
+
+def _data_sig(data)->tuple:
+    "What the cost of a product depends on in `data`: the batch sizes of a list, else its type, length and batch size."
+    if isinstance(data, (list, tuple)): return tuple(batch_size(b) for b in data)
+    return (type(data).__name__, len(data) if hasattr(data, '__len__') else None, getattr(data, 'batch_size', None))
+
+def _cost_key(curv)->tuple:
+    "The model's structure, the selection, the data's sizes, the loss, device, dtype and chunking of `curv`."
+    fn = curv.loss_fn if curv.loss_closure is None else curv.loss_closure
+    return (type(curv.model).__qualname__, tuple((n, tuple(p.shape)) for n, p in curv.model.named_parameters()),
+            tuple(curv.names), _data_sig(curv.data), getattr(fn, '__qualname__', type(fn).__qualname__),
+            str(curv.device), curv.dtype, curv.chunk_size)
+
+_COSTS = {}   # cost key -> (seconds per matmat call, seconds per product): measured once per process
+
+def _product_cost(curv, info=None)->tuple:
+    "(overhead per batched call, seconds per product) of whole-selection products, timed once per model and data."
+    key = _cost_key(curv)
+    if key not in _COSTS:
+        op = curv.operator()
+        V = torch.ones(3, op.dim, dtype=op.dtype, device=op.device)
+        _apply(op, V[:1])                              # warm-up (builds the cached graph of a single batch)
+        t0 = time.perf_counter(); _apply(op, V[:1]); t1 = time.perf_counter() - t0
+        t0 = time.perf_counter(); _apply(op, V); t3 = time.perf_counter() - t0
+        p = max((t3 - t1) / 2, t3 / 6)
+        _COSTS[key] = (max(t1 - p, 0.), p)
+        if info is not None: info['n_hvp'] += 5; info['counts']['timing'] += 5
+    return _COSTS[key]
 
 # %% ../nbs/03_estimators.ipynb #7bda35a6
 def exact_diag_columns(op_or_curv, # a linear operator, or a `Curvature`
-                       block=None, # block of the `Curvature` (None: whole selection); ignored for operators
+                       layer=None, # layer (block) of the `Curvature` (None: whole selection); ignored for operators
                        indices=None, # coordinates to compute (default: all); returns only those entries
                        chunk:int=None, # basis vectors per `matmat` call
-                       max_seconds:float=60., # refuse when the extrapolated time is larger (None: no limit)
+                       max_seconds:float=60., # refuse when the estimated time is over twice this (None: no limit)
                        max_hvps:int=None, # refuse when more products are needed (None: no limit)
                        force:bool=False, # ignore the budget
                        progress:bool=False, # tqdm progress bar
+                       block=None, # old spelling of `layer`
                       )->torch.Tensor: # flat diagonal (or its entries at `indices`)
     "Exact diagonal entries `e_i' H e_i` by Hessian-vector products with basis vectors (the general, slow route)."
-    op = op_or_curv.operator(block) if isinstance(op_or_curv, Curvature) else op_or_curv
+    layer = renamed_kw(layer, block, "layer", "block", "exact_diag_columns")
+    op = op_or_curv.operator(layer) if isinstance(op_or_curv, Curvature) else op_or_curv
     idx = torch.arange(op.dim, device=op.device) if indices is None else torch.as_tensor(indices, device=op.device).long().reshape(-1)
     k, c = len(idx), _probe_chunk(op, chunk)
     what = f"block {op.block!r}" if getattr(op, 'block', None) is not None else repr(op)
     mem = 2 * c * op.dim * torch.empty((), dtype=op.dtype).element_size()
     if not force and max_hvps is not None and k > max_hvps:
         raise _budget_error(what, k, float('nan'), mem, max_seconds, max_hvps)
+    curv = getattr(op, 'curv', None)
+    if not force and max_seconds is not None and isinstance(curv, Curvature):   # a cost measured once: steady
+        cost = _product_cost(curv)
+        secs = math.ceil(k / c) * cost[0] + k * cost[1]
+        if _over(k, secs, max_seconds, max_hvps): raise _budget_error(what, k, secs, mem, max_seconds, max_hvps, cost)
     out, t0 = torch.empty(k, dtype=op.dtype, device=op.device), time.perf_counter()
     for n, (i, j) in enumerate(_bar(_spans(k, c), f"diag columns {what}", progress)):
         E = torch.zeros(j - i, op.dim, dtype=op.dtype, device=op.device)
         r = torch.arange(j - i, device=op.device)
         E[r, idx[i:j]] = 1
         out[i:j] = _apply(op, E)[r, idx[i:j]]
-        if n == 0 and not force and j < k:
+        if n == 0 and not force and j < k and curv is None:   # other operators: extrapolate from the first chunk
             secs = (time.perf_counter() - t0) * k / (j - i)
             if _over(k, secs, max_seconds, max_hvps): raise _budget_error(what, k, secs, mem, max_seconds, max_hvps)
     return out
 
 # %% ../nbs/03_estimators.ipynb #adf9244e
+_FWD = (nn.Linear, nn.Conv1d, nn.Conv2d)
+
 def _fast_kind(mod):
-    "'linear', 'conv' or None: can the output-space shortcut handle this module?"
-    if isinstance(mod, nn.Linear): return 'linear'
-    if isinstance(mod, (nn.Conv1d, nn.Conv2d)) and mod.groups == 1 and mod.padding_mode == 'zeros' and mod.padding != 'same':
-        return 'conv'
+    "'linear', 'conv' or None: can the output-space shortcut handle this module (its class's own forward, no hooks)?"
+    base = next((c for c in _FWD if isinstance(mod, c)), None)
+    if base is None or type(mod).forward is not base.forward or parametrize.is_parametrized(mod): return None
+    if mod._forward_hooks or mod._forward_pre_hooks: return None
+    if base is nn.Linear: return 'linear'
+    if mod.groups == 1 and mod.padding_mode == 'zeros' and mod.padding != 'same': return 'conv'
     return None
 
 def _as_positions(kind, mod, a, z):
@@ -286,20 +332,48 @@ class _NotFast(Exception): "The shortcut does not apply to this layer (the reaso
 
 def _first_arg(args, kw): return args[0] if args else next(iter(kw.values()))
 
+def _reaches(roots, # autograd nodes to start from (None entries are skipped)
+             params, # tensors whose AccumulateGrad nodes are looked for
+             stop=None, # a node whose inputs are not followed
+            )->bool:
+    "Does the autograd graph below `roots` reach one of `params`?"
+    want, seen, todo = {id(p) for p in params}, set(), [r for r in roots if r is not None]
+    while todo:
+        n = todo.pop()
+        if n is stop or n in seen: continue
+        seen.add(n)
+        v = getattr(n, 'variable', None)
+        if v is not None and id(v) in want: return True
+        todo.extend(f for f, _ in n.next_functions if f is not None)
+    return False
+
+def _not_local(loss, a, z, zfn, params)->str|None:
+    "Why `params` of the layer with input `a` and output `z` (made by node `zfn`) reach the loss not only through `z`."
+    if z.grad_fn is not zfn: return "its output is modified in place after the layer"
+    if any(a is p for p in params): return "a parameter is its own input"
+    roots = [loss.grad_fn, a.grad_fn if torch.is_tensor(a) else None]
+    if _reaches(roots, params, stop=zfn):
+        return "its parameters reach the loss outside the layer's forward too (a penalty, or a direct use like x @ W)"
+    return None
+
 def _fast_layer(curv, mod, kind, want, label, chunk=None, progress=False, batched=None):
     "Exact diagonal of the weight/bias of one linear/conv layer by output-space products; returns (dict, n_products)."
     W = mod.weight
+    params = [getattr(mod, n.rpartition('.')[2]) for n in want]
     dW = torch.zeros(W.shape[0], W[0].numel(), dtype=curv.dtype, device=curv.device)
     db = torch.zeros(W.shape[0], dtype=curv.dtype, device=curv.device)
     batched, n_prod = (curv.device.type == 'cuda') if batched is None else batched, 0
     for batch, w in curv.batches():
         cap = []
-        h = mod.register_forward_hook(lambda m, args, kw, out: cap.append((_first_arg(args, kw), out)), with_kwargs=True)
+        h = mod.register_forward_hook(lambda m, args, kw, out: cap.append((_first_arg(args, kw), out, out.grad_fn)),
+                                      with_kwargs=True)
         try: loss = curv.batch_loss(batch)
         finally: h.remove()
         if len(cap) != 1: raise _NotFast(f"called {len(cap)} times in one forward pass")
-        a, z = cap[0]
+        a, z, zfn = cap[0]
         if not z.requires_grad: continue
+        why = _not_local(loss, a, z, zfn, params)
+        if why: raise _NotFast(why)
         with curv.context():
             gz, = torch.autograd.grad(loss * w, z, create_graph=True, allow_unused=True)
             if gz is None: continue
@@ -313,7 +387,8 @@ def _fast_layer(curv, mod, kind, want, label, chunk=None, progress=False, batche
                 ii = torch.tensor([p[1] for p in pairs[s0:s1]], device=curv.device)
                 r = _zcols(gz, z, to_z, from_z, (N, P, W.shape[0]), ts, ii, batched)   # [K, N, P]
                 if not torch.isfinite(r).all():
-                    raise CurvatureError(f"the output-space Hessian of layer {label!r} has NaN/Inf: the curvature is not finite at this iterate.")
+                    raise CurvatureError(f"the output-space Hessian of layer {label!r} has NaN/Inf: the curvature is not "
+                                         "finite at this iterate.")
                 if P == 1: dW.index_add_(0, ii, r[:, :, 0] @ a2)
                 else: dW.index_add_(0, ii, (a3[:, ts, :].transpose(0, 1) * torch.einsum('kns,nsj->knj', r, a3)).sum(1))
                 db.index_add_(0, ii, r.sum((1, 2)))
@@ -330,61 +405,86 @@ def _owner(curv, block):
 
 def _shared(model, p): return sum(any(q is p for q in m.parameters(recurse=False)) for m in model.modules()) > 1
 
-def _plan(curv, blocks, fast):
-    "route per block: ('fast', module, kind, n_products) or ('columns', reason, n_products)."
-    cand = {}
+def _candidate(curv, b, fast):
+    "(module, kind, parameters) when block `b` may take the output-space route, else the reason it may not."
+    if not fast: return "fast=False"
+    mod, attrs = _owner(curv, b)
+    kind = _fast_kind(mod) if mod is not None else None
+    if kind is None or not set(attrs) <= {'weight', 'bias'}: return "not a single linear/conv layer (or one with hooks)"
+    ps = [getattr(mod, a) for a in attrs]
+    if any(_shared(curv.model, p) for p in ps): return "a parameter shared with another module (tied weights)"
+    return mod, kind, ps
+
+def _plan(curv, blocks, fast)->tuple:
+    "Route per block, ('fast', module, kind, n_products) or ('columns', reason, n_products), and the loss dtype."
+    cand, why = {}, {}
     for b in blocks:
-        mod, attrs = _owner(curv, b)
-        kind = _fast_kind(mod) if mod is not None else None
-        if fast and kind and set(attrs) <= {'weight', 'bias'} and not any(_shared(curv.model, getattr(mod, a)) for a in attrs):
-            cand[b] = (mod, kind)
-    calls = {b: [] for b in cand}
-    if cand:
-        hooks = [m.register_forward_hook(lambda m_, args, kw, out, b=b: calls[b].append((_first_arg(args, kw).shape, out.shape)),
-                                         with_kwargs=True) for b, (m, _) in cand.items()]
-        try:
-            batch, _ = next(curv.batches())
-            with torch.no_grad(): curv.batch_loss(batch)
+        c = _candidate(curv, b, fast)
+        if isinstance(c, str): why[b] = c
+        else: cand[b] = c
+    calls, loss = {b: [] for b in cand}, None
+    if cand:   # one forward (with its graph: it shows where each parameter is used) counts calls and positions
+        rec = lambda b: lambda m_, args, kw, out: calls[b].append((_first_arg(args, kw), out, out.grad_fn))
+        hooks = [m.register_forward_hook(rec(b), with_kwargs=True) for b, (m, _, _) in cand.items()]
+        try: loss = curv.batch_loss(next(curv.batches())[0])
         finally:
             for h in hooks: h.remove()
     plan = {}
     for b in blocks:
         ncol = curv.block_dim(b)
-        if b not in cand: plan[b] = ('columns', 'not a single linear/conv layer', ncol); continue
-        mod, kind = cand[b]
+        if b not in cand: plan[b] = ('columns', why[b], ncol); continue
+        mod, kind, ps = cand[b]
         if len(calls[b]) != 1: plan[b] = ('columns', f'called {len(calls[b])} times per forward', ncol); continue
-        ash, zsh = calls[b][0]
-        if kind == 'linear': P = math.prod(ash[1:-1]) if len(ash) > 1 else 1
-        else: P = math.prod(zsh[-(2 if isinstance(mod, nn.Conv2d) else 1):])
+        a, z, zfn = calls[b][0]
+        bad = _not_local(loss, a, z, zfn, ps)
+        if bad: plan[b] = ('columns', bad, ncol); continue
+        if kind == 'linear': P = math.prod(a.shape[1:-1]) if a.dim() > 1 else 1
+        else: P = math.prod(z.shape[-(2 if isinstance(mod, nn.Conv2d) else 1):])
         nz = P * mod.weight.shape[0]
         if fast == 'auto' and nz >= ncol: plan[b] = ('columns', 'basis columns are cheaper', ncol)
         else: plan[b] = ('fast', mod, kind, nz)
-    return plan
+    return plan, (curv.dtype if loss is None else loss.dtype)
 
 # %% ../nbs/03_estimators.ipynb #502c3841
 _ELEMENTWISE = (nn.Tanh, nn.ReLU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Softplus, nn.LeakyReLU, nn.ELU, nn.Identity)
 
-def _loss_kind(loss_fn)->str|None:
-    "'ce', 'half_mse' or 'mse' for losses with a known output Hessian (mean reduction), else None."
-    if loss_fn is F.cross_entropy: return "ce"
-    if isinstance(loss_fn, nn.CrossEntropyLoss) and loss_fn.reduction == "mean" and loss_fn.weight is None \
-        and loss_fn.label_smoothing == 0: return "ce"
-    if loss_fn is half_mse: return "half_mse"
-    if loss_fn is F.mse_loss or (isinstance(loss_fn, nn.MSELoss) and loss_fn.reduction == "mean"): return "mse"
+def _loss_kind(loss_fn)->tuple|None:
+    "`(name, reduction, ignore_index)` of a loss with a known output Hessian (ce, half_mse, mse), else None."
+    t = type(loss_fn)
+    if loss_fn is F.cross_entropy: return ("ce", "mean", -100)
+    if t is nn.CrossEntropyLoss and loss_fn.reduction in ("mean", "sum") and loss_fn.weight is None \
+        and loss_fn.label_smoothing == 0: return ("ce", loss_fn.reduction, loss_fn.ignore_index)
+    if loss_fn is half_mse: return ("half_mse", "mean", None)
+    if loss_fn is F.mse_loss: return ("mse", "mean", None)
+    if t is nn.MSELoss and loss_fn.reduction in ("mean", "sum"): return ("mse", loss_fn.reduction, None)
     return None
 
 def _kinds(out, y)->tuple:
-    "The loss kinds the outputs `out` and targets `y` fit: class labels for 'ce', same-shaped targets for the squared losses."
+    "The loss kinds that outputs `out` and targets `y` fit (candidates for a loss callable)."
     if out.dim() != 2: return ()
-    if y.dtype == torch.int64 and y.shape == out.shape[:1]: return ("ce",)
-    return ("mse", "half_mse") if y.shape == out.shape and y.is_floating_point() else ()
+    if y.dtype == torch.int64 and y.shape == out.shape[:1]: return (("ce", "mean", -100), ("ce", "sum", -100))
+    if y.shape == out.shape and y.is_floating_point():
+        return tuple((k, r, None) for k in ("mse", "half_mse") for r in ("mean", "sum"))
+    return ()
+
+def _counted(kind, y)->int:
+    "The targets a loss of `kind` counts in `y`: labels other than its `ignore_index` for cross-entropy, else rows."
+    return int((y != kind[2]).sum()) if kind[0] == "ce" and kind[2] is not None else len(y)
+
+def _plain(m, bases): return any(isinstance(m, b) and type(m).forward is b.forward for b in bases)
+def _hooked(m): return bool(m._forward_hooks or m._forward_pre_hooks)
 
 def _mlp_layers(model:nn.Module)->list|None:
     "The modules of a plain `Sequential`/`MLP` of Linear layers and elementwise activations, else None."
+    # (no hooks, no parametrizations, no parameter used by two layers)
     if not isinstance(model, nn.Sequential) or type(model).forward not in (nn.Sequential.forward, MLP.forward): return None
     mods = list(model.children())
-    ok = mods and all(isinstance(m, (nn.Linear,) + _ELEMENTWISE) for m in mods) and any(isinstance(m, nn.Linear) for m in mods)
-    return mods if ok else None
+    if not mods or not any(isinstance(m, nn.Linear) for m in mods): return None
+    if not all(_plain(m, (nn.Linear,) + _ELEMENTWISE) for m in mods): return None
+    glob = [getattr(nn.modules.module, n, None) for n in ('_global_forward_hooks', '_global_forward_pre_hooks')]
+    if any(glob) or any(_hooked(m) or parametrize.is_parametrized(m) for m in [model, *mods]): return None
+    ps = [p for m in mods for p in m.parameters(recurse=False)]
+    return mods if len({id(p) for p in ps}) == len(ps) else None   # a parameter used by two layers: not this route
 
 def _act_derivs(m:nn.Module, z:torch.Tensor)->tuple:
     "σ'(z) and σ''(z) of an elementwise activation, by autograd."
@@ -413,13 +513,20 @@ def _softmax(x):
     return e.div_(e.sum(-1, keepdim=True))
 
 def _out_pieces(kind, out, y, w)->tuple:
-    "Gradient `g` [N, C] of the weighted loss at the outputs, and its per-sample Hessian as `[coef, M, col]` pieces."
-    N, C = out.shape
-    if kind == "ce":
-        p, c = _softmax(out), w / N                # H = c (diag(p) - p p^T)
-        g = (p - F.one_hot(y, C).to(p)) * c
-        return g, [[p * c, None, None], [torch.full((N, 1), -c, dtype=p.dtype, device=p.device), p[:, None, :], None]]
-    c = (1.0 if kind == "half_mse" else 2.0 / C) * w / N   # H = c I
+    "Gradient `g` [N, C] of `w` times the loss `kind` at the outputs, and its per-sample Hessian as pieces."
+    (N, C), (name, red, ign) = out.shape, kind
+    if name == "ce":                               # H_n = c_n (diag(p_n) - p_n p_n^T); c_n = 0 for an ignored label
+        p, keep = _softmax(out), None if ign is None else y != ign
+        n = N if keep is None else int(keep.sum())
+        c = w / n if red == "mean" else w
+        if n == N:
+            g = (p - F.one_hot(y, C).to(p)) * c
+            return g, [[p * c, None, None], [torch.full((N, 1), -c, dtype=p.dtype, device=p.device), p[:, None, :], None]]
+        cm = keep.to(p.dtype)[:, None] * c
+        g = (p - F.one_hot(torch.where(keep, y, 0), C).to(p)) * cm
+        return g, [[p * cm, None, None], [-cm, p[:, None, :], None]]
+    c = (1.0 if name == "half_mse" else 2.0) * w   # H = c I
+    if red == "mean": c = c / (N * C if name == "mse" else N)
     return c * (out - y.reshape(out.shape)), [[torch.full_like(out, c), None, None]]
 
 def _piece_diag(coef, M, col, own:bool=False):
@@ -453,11 +560,14 @@ _CHUNK = 1 << 18  # entries of a per-sample factor carried down at once (1 MB in
 _SAMPLES = 512    # samples processed together by the MLP route (bounds its memory on large curvature data)
 
 def _sample_blocks(curv):
-    "(inputs, targets, weight) of blocks of at most `_SAMPLES` samples of each batch (a batch's weight split by size)."
+    "(inputs, targets, batch weight, the batch's targets) of blocks of at most `_SAMPLES` samples of each batch."
     for batch, w in curv.batches():
         x, y = batch[0], batch[1]
-        n = len(x)
-        for i in range(0, n, _SAMPLES): yield x[i:i + _SAMPLES], y[i:i + _SAMPLES], w * min(_SAMPLES, n - i) / n
+        for i in range(0, len(x), _SAMPLES): yield x[i:i + _SAMPLES], y[i:i + _SAMPLES], w, y
+
+def _block_weight(kind, y, yb, w)->float:
+    "The weight of the block `y` of a batch `yb` with weight `w`: `w` for a sum, else `w` split by counted targets."
+    return w if kind[1] == "sum" else w * _counted(kind, y) / _counted(kind, yb)
 
 def _descend(piece, i, mods, lin0, s1, dz, own:bool=False):
     "Add the contributions of `piece` (a Hessian term at the output of module `i`) to `dz[j]` of every Linear `j <= i`."
@@ -477,50 +587,73 @@ def _descend(piece, i, mods, lin0, s1, dz, own:bool=False):
         piece, own = _piece_linear(*piece, m.weight), True
 
 # %% ../nbs/03_estimators.ipynb #ddc0b8b3
-def _out_hvp(kind, out, v):
-    "The output Hessian of the known loss `kind` (batch mean) times `v`."
-    c = 1 / out.shape[0]
-    if kind == "ce": p = out.softmax(-1); return c * (p * v - p * (p * v).sum(-1, keepdim=True))
-    return (1.0 if kind == "half_mse" else 2.0 / out.shape[1]) * c * v
+def _out_hvp(kind, out, y, v):
+    "The output Hessian of the loss `kind` at `out` times `v` (from its pieces)."
+    r = torch.zeros_like(v)
+    for coef, M, _ in _out_pieces(kind, out, y, 1.0)[1]:
+        r += coef * v if M is None else torch.einsum('nkc,nk->nc', M, coef * torch.einsum('nkc,nc->nk', M, v))
+    return r
 
-def _match_kind(loss_fn, out, y)->str|None:
-    "The known loss kind whose gradient and Hessian at the outputs `out` equal those of the callable `loss_fn`, else None."
+def _eps(*dtypes)->float: return max(torch.finfo(d).eps for d in dtypes)
+
+def _match_kinds(loss_fn, out, y, params=())->list:
+    "The known loss kinds with the gradient and Hessian of `loss_fn` at `out`; none if it reaches `params` (a penalty)."
     with torch.enable_grad():
         o = out.detach().requires_grad_(True)
         l = loss_fn(o, y)
-        if not torch.is_tensor(l) or l.numel() != 1 or not l.requires_grad: return None
+        if not torch.is_tensor(l) or l.numel() != 1 or not l.requires_grad or _reaches([l.grad_fn], params): return []
         g, = torch.autograd.grad(l.reshape(()), o, create_graph=True)
         v = torch.randn(o.shape, generator=torch.Generator().manual_seed(0), dtype=o.dtype).to(o.device)
         hv = torch.autograd.grad(g, o, v, allow_unused=True)[0] if g.requires_grad else None
-    hv, tol = torch.zeros_like(v) if hv is None else hv, torch.finfo(out.dtype).eps ** 0.5
+    hv, tol = torch.zeros_like(v) if hv is None else hv, _eps(out.dtype, l.dtype) ** 0.5   # the loss's own precision
     close = lambda a, b: bool((a - b).abs().max() <= tol * max(b.abs().max().item(), 1e-30))
-    for kind in _kinds(out, y):
-        if close(g.detach(), _out_pieces(kind, out, y, 1.0)[0]) and close(hv, _out_hvp(kind, out, v)): return kind
-    return None
+    return [k for k in _kinds(out, y)
+            if _counted(k, y) and close(g.detach(), _out_pieces(k, out, y, 1.0)[0])
+            and close(hv, _out_hvp(k, out, y, v))]
+
+def _pick_kind(ks, seen, red)->tuple:
+    "(kind, sure) from the kinds `ks` one block fits: a mean and a sum agree on one counted target."
+    # then the kind seen for sure before, else the one with the data's reduction
+    if len(ks) <= 1: return (ks[0] if ks else None), True
+    return (seen if seen in ks else next((k for k in ks if k[1] == red), ks[0])), False
 
 # %% ../nbs/03_estimators.ipynb #051c8ce2
-def _mlp_diag(curv:Curvature)->tuple|None:
-    "(parameter name -> exact diagonal, loss on the data) of an MLP with a known loss; None when the route does not apply."
-    mods, kind = _mlp_layers(curv.model), _loss_kind(curv.loss_fn)
+def _mlp_diag(curv:Curvature, forced=None)->tuple|None:
+    "(name -> exact diagonal, loss on the data, loss dtype) of an MLP with a known loss, or None."
+    mods, kind = _mlp_layers(curv.model), _loss_kind(curv.loss_fn)   # forced: the kind of a loss callable, when known
     if mods is None or curv.loss_closure is not None: return None
     curv._sync()
     names = {id(p): n for n, p in curv.model.named_parameters()}
-    want, out, loss = set(curv.names), {}, 0.0
+    params = [p for p in curv.model.parameters() if p.requires_grad]
+    want, out, loss, ldt = set(curv.names), {}, 0.0, curv.dtype
+    red, seen, guessed = getattr(curv, 'data_reduction', 'mean'), None, set()
     lin = [i for i, m in enumerate(mods) if isinstance(m, nn.Linear)]
     with torch.no_grad():
-        for x, y, w in _sample_blocks(curv):
+        for x, y, w, yb in _sample_blocks(curv):
             if x.dim() > 2 and type(curv.model).forward is MLP.forward: x = x.flatten(1)
             if x.dim() != 2: return None
+            if kind is None and y.dtype == torch.int64 and not (y != -100).any(): continue   # nothing counted here
             hs = [x]                                        # hs[j]: the input of module j
             for m in mods: hs.append(m(hs[-1].clone() if getattr(m, "inplace", False) else hs[-1]))
-            k = kind or _match_kind(curv.loss_fn, hs[-1], y)
-            if k not in _kinds(hs[-1], y): return None
-            lb = float(curv.loss_fn(hs[-1], y))
+            if kind: k, sure = kind, True
+            else:
+                ks = _match_kinds(curv.loss_fn, hs[-1], y, params)
+                k, sure = (forced if forced in ks else None, True) if forced else _pick_kind(ks, seen, red)
+            if k is None or k[0] not in {c[0] for c in _kinds(hs[-1], y)}: return None
+            if sure and seen not in (None, k): return None
+            if not sure: guessed.add(k)
+            elif seen is None:
+                seen = k
+                if guessed - {k}: return _mlp_diag(curv, k)   # blocks before were taken for the other reduction: again
+            if w == 0 or _counted(k, y) == 0: continue
+            wk = _block_weight(k, y, yb, w)
+            lt = curv.loss_fn(hs[-1], y)
+            lb, ldt = float(lt), lt.dtype
             if not math.isfinite(lb): raise CurvatureError(f"the loss is {lb} at this iterate: the curvature is undefined.")
-            loss += w * lb
+            loss += wk * lb
             # The per-sample Hessian w.r.t. the activations is a sum of pieces diag(col) M^T diag(coef) M diag(col): the
             # loss Hessian carried down (M: the Jacobian of the outputs) and one signed diagonal born at each activation.
-            g, pieces = _out_pieces(k, hs[-1], y, w)
+            g, pieces = _out_pieces(k, hs[-1], y, wk)
             born, s1 = [(len(mods) - 1, pc) for pc in pieces], {}
             for j in range(len(mods) - 1, lin[0], -1):      # the gradient down, and the pieces the activations add
                 m = mods[j]
@@ -535,7 +668,7 @@ def _mlp_diag(curv:Curvature)->tuple|None:
                 for p, val in ((m.weight, dz[j].T @ a.square()), (m.bias, None if m.bias is None else dz[j].sum(0))):
                     if p is not None and names[id(p)] in want: out[names[id(p)]] = out.get(names[id(p)], 0) + val
     named = dict(curv.model.named_parameters())
-    return {n: out[n].reshape(named[n].shape) if n in out else torch.zeros_like(named[n]) for n in curv.names}, loss
+    return {n: out[n].reshape(named[n].shape) if n in out else torch.zeros_like(named[n]) for n in curv.names}, loss, ldt
 
 def mlp_exact_diag(curv:Curvature, # a `Curvature` over an `MLP` (Linear + elementwise activations) with CE or MSE loss
                   )->dict|None: # parameter name -> exact diagonal (shaped like the parameter); None if not applicable
@@ -548,77 +681,105 @@ def mlp_exact_diag(curv:Curvature, # a `Curvature` over an `MLP` (Linear + eleme
     return r[0]
 
 # %% ../nbs/03_estimators.ipynb #200843c1
-def _hvp_seconds(curv):
-    "Seconds per Hessian-vector product on the whole selection (the fastest of two timed calls after a warm-up)."
-    op = curv.operator()
-    v = torch.ones(1, op.dim, dtype=op.dtype, device=op.device)
-    _apply(op, v)
-    ts = []
-    for _ in range(2):
-        t0 = time.perf_counter(); _apply(op, v); ts.append(time.perf_counter() - t0)
-    return min(ts)  # the minimum is robust to a busy machine
+def _check_coords(curv, flats, k, seed)->tuple:
+    "Coordinates to check: in every parameter tensor of every block its largest entry and `k - 1` random ones."
+    # rows: (index in the selection, block, index in the block, parameter name, index in the parameter)
+    off, o = {}, 0
+    for n in curv.names: off[n], o = o, o + curv.shapes[n].numel()
+    g, rows = make_generator(seed + 7919, 'cpu'), []
+    for b, flat in flats.items():
+        s = 0
+        for n in curv.block_names(b):
+            m = curv.shapes[n].numel()
+            loc = [int(flat[s:s + m].abs().argmax())] + torch.randint(0, m, (k - 1,), generator=g).tolist()
+            rows += [(off[n] + i, b, s + i, n, i) for i in dict.fromkeys(loc)]
+            s += m
+    return rows
 
-def _verify(curv, block, flat, k, seed, label):
-    "Check `k` coordinates of a fast diagonal (the largest and random ones) against basis products."
-    if k <= 0: return 0
-    g = make_generator(seed + 7919, 'cpu')
-    idx = torch.cat([flat.abs().argmax().reshape(1).cpu(), torch.randint(0, len(flat), (k - 1,), generator=g)])[:k]
-    ref = exact_diag_columns(curv, block, indices=idx, force=True)
-    got = flat[idx.to(flat.device)]
-    tol = math.sqrt(torch.finfo(flat.dtype).eps) * max(flat.abs().max().item(), ref.abs().max().item(), 1e-30)
-    bad = (got - ref).abs() > tol
-    if bad.any():
-        j = int(bad.nonzero()[0])
-        raise CurvatureError(f"the fast exact diagonal of layer {label!r} disagrees with basis Hessian-vector products at "
-                             f"coordinate {int(idx[j])} ({got[j].item():.6g} vs {ref[j].item():.6g}): samples or positions "
-                             "interact in a way the per-sample shortcut does not see (batch statistics, or a batch "
-                             "dimension that is not first). Use diagonal(fast=False).")
-    return len(idx)
+def _verify_routes(curv, flats, k, seed, loss_dtype, info):
+    "Check the diagonals `flats` (block -> flat) of the shortcuts against basis products, once."
+    if k <= 0 or not flats: return
+    key = (_cost_key(curv), tuple((b, info['routes'][b]) for b in flats), loss_dtype)
+    done = curv.__dict__.setdefault('_verified', {})
+    if done.get(key, 0) >= k: info['verified'] = 'cached'; return
+    rows = _check_coords(curv, flats, k, seed)
+    ref = []            # one batched call per layer (a product restricted to a layer costs less than a whole one)
+    for blk in flats:
+        ref += exact_diag_columns(curv, blk, indices=[r[2] for r in rows if r[1] == blk], force=True).tolist()
+    eps, dt = _eps(curv.dtype, loss_dtype), min((curv.dtype, loss_dtype), key=lambda d: -torch.finfo(d).eps)
+    top = {b: float(f.abs().max()) for b, f in flats.items()}
+    for (gi, b, i, n, j), r in zip(rows, ref): top[b] = max(top[b], abs(r))
+    for (gi, b, i, n, j), r in zip(rows, ref):
+        got, tol = float(flats[b][i]), math.sqrt(eps) * max(top[b], 1e-30)
+        if abs(got - r) > tol:
+            raise CurvatureError(f"the fast exact diagonal of layer {b!r} ({info['routes'][b]} route) disagrees with "
+                                 f"basis Hessian-vector products at {n}[{j}]: {got:.9g} vs {r:.9g} "
+                                 f"(tolerance {tol:.3g} for a "
+                                 f"{str(dt).replace('torch.', '')} loss): samples or positions interact in a way the "
+                                 "per-sample shortcut does not see (batch statistics, or a batch dimension that is not "
+                                 "first). Use diagonal(fast=False).")
+    info['n_hvp'] += len(rows); info['counts']['verify'] += len(rows); info['verified'] = len(rows)
+    done[key] = k
 
 # %% ../nbs/03_estimators.ipynb #edfff5bf
-def _mlp_route(curv, blocks, seed, verify, info, out)->bool:
-    "The exact diagonal of `blocks` by `_mlp_diag` into `out` (checked at `verify` coordinates per block); False if it does not apply."
+def _mlp_route(curv, blocks, info, out):
+    "The diagonal of `blocks` by `_mlp_diag` into `out`: (block -> flat to verify, loss dtype), or None."
     r = _mlp_diag(curv)
-    if r is None: return False
+    if r is None: return None
     d, info['loss'], info['route'] = r[0], r[1], 'mlp'
-    cnt, routes = info['counts'], info['routes']
     for b in blocks:
-        routes[b] = 'mlp'
-        if verify > 0:
-            nv = _verify(curv, b, curv.flatten(d, b), verify, seed, b)
-            info['n_hvp'] += nv; cnt['verify'] += nv
+        info['routes'][b], info['reasons'][b] = 'mlp', 'an MLP with a known loss: curvature backpropagation'
         out.update({n: d[n] for n in curv.block_names(b)})
-    return True
+    return {b: curv.flatten(d, b) for b in blocks}, r[2]
 
 # %% ../nbs/03_estimators.ipynb #453ba726
+def _plan_seconds(curv, plan, n_verify, cost)->float:
+    "Estimated seconds of a plan: an overhead per batched call, and per product the cost of a whole-selection one."
+    G, p = cost
+    s = sum(math.ceil(r[-1] / _probe_chunk(curv.operator(b))) * G if r[0] == 'columns' else G for b, r in plan.items())
+    return s + sum(r[-1] for r in plan.values()) * p + (G + n_verify * p if n_verify else 0.)
+
 def _exact_diagonal(curv, blocks, seed, force, verify, fast, max_seconds, max_hvps, progress, info, out):
     "Exact per-parameter diagonals of `blocks` into `out`, block by block (so an interrupt keeps finished blocks)."
     cnt = info['counts'] = dict(output=0, columns=0, verify=0, timing=0)
-    routes = info['routes'] = {}
-    if fast in ('auto', True) and _mlp_route(curv, blocks, seed, verify, info, out): return out
-    plan = _plan(curv, blocks, fast)
-    n_est = sum(r[-1] for r in plan.values()) + verify * sum(r[0] == 'fast' for r in plan.values())
-    if not force and (max_seconds is not None or max_hvps is not None):
-        t1 = _hvp_seconds(curv); info['n_hvp'] += 3; cnt['timing'] += 3
+    routes, why = info['routes'], info['reasons'] = {}, {}
+    mlp = _mlp_route(curv, blocks, info, out) if fast in ('auto', True) else None
+    if mlp is not None:
+        _verify_routes(curv, mlp[0], verify, seed, mlp[1], info)
+        return out
+    plan, ldt = _plan(curv, blocks, fast)
+    n_ver = verify * sum(len(curv.block_names(b)) for b, r in plan.items() if r[0] == 'fast')
+    n_est, cost = sum(r[-1] for r in plan.values()) + n_ver, None
+    budget = not force and (max_seconds is not None or max_hvps is not None)
+    if budget:
+        cost = _product_cost(curv, info)
         item = torch.empty((), dtype=curv.dtype).element_size()
-        mem = max([2 * _probe_chunk(curv.operator(b)) * curv.block_dim(b) * item for b, r in plan.items() if r[0] == 'columns'] + [0])
-        if _over(n_est, n_est * t1, max_seconds, max_hvps):
-            slow = [b for b, r in plan.items() if r[0] == 'columns' and r[-1] * t1 > 0.1 * n_est * t1] or list(plan)
-            raise _budget_error(f"block(s) {', '.join(map(repr, slow))}", n_est, n_est * t1, mem, max_seconds, max_hvps)
+        mem = max([2 * _probe_chunk(curv.operator(b)) * curv.block_dim(b) * item
+                   for b, r in plan.items() if r[0] == 'columns'] + [0])
+        secs = _plan_seconds(curv, plan, n_ver, cost)
+        if _over(n_est, secs, max_seconds, max_hvps):
+            slow = [b for b, r in plan.items() if r[0] == 'columns' and r[-1] > 0.1 * n_est] or list(plan)
+            raise _budget_error(f"block(s) {', '.join(map(repr, slow))}", n_est, secs, mem, max_seconds, max_hvps, cost)
+    checked = {}
     for b in _bar(blocks, "exact diagonal", progress and len(blocks) > 1):
         r, names = plan[b], curv.block_names(b)
         if r[0] == 'fast':
             try:
                 d, n = _fast_layer(curv, r[1], r[2], names, b, progress=progress)
-                flat = curv.flatten(d, b)
-                nv = _verify(curv, b, flat, verify, seed, b)
-                info['n_hvp'] += n + nv; cnt['output'] += n; cnt['verify'] += nv
+                flat = checked[b] = curv.flatten(d, b)
+                info['n_hvp'] += n; cnt['output'] += n
                 routes[b] = 'fast'
-            except _NotFast as e: r = ('columns', str(e), curv.block_dim(b))
+                why[b] = f"output-space products ({r[-1]:,} instead of {curv.block_dim(b):,} columns)"
+            except _NotFast as e:
+                r = ('columns', str(e), curv.block_dim(b))
+                if budget and _over(r[-1], _plan_seconds(curv, {b: r}, 0, cost), max_seconds, max_hvps):
+                    raise _budget_error(f"block {b!r} ({e})", r[-1], _plan_seconds(curv, {b: r}, 0, cost), 0,
+                                        max_seconds, max_hvps, cost) from None
         if r[0] == 'columns':
             flat = exact_diag_columns(curv, b, force=True, progress=progress)
-            info['n_hvp'] += len(flat); cnt['columns'] += len(flat); routes[b] = 'columns'
+            info['n_hvp'] += len(flat); cnt['columns'] += len(flat); routes[b], why[b] = 'columns', r[1]
         out.update(curv.unflatten(flat, b))
+    _verify_routes(curv, checked, verify, seed, ldt, info)
     return out
 
 # %% ../nbs/03_estimators.ipynb #eaf12d76
@@ -627,20 +788,23 @@ def diagonal(self:Curvature,
              method:str="exact", # "exact", "hutchinson" or "xdiag"
              n_probes:int=None, # probes per block for the estimators (default 100)
              seed:int=0, # seed (block k uses seed + k)
-             blocks=None, # block name(s) to compute (default: all)
+             layers=None, # layer (block) name(s) to compute (default: all)
              force:bool=False, # exact: ignore the time budget
-             verify:int=2, # exact: coordinates per block of the MLP or output-space route checked against basis products
+             verify:int=1, # exact: coordinates per parameter tensor (its largest first) checked for the shortcuts, once
              fast="auto", # exact: "auto" (the MLP route, else the output-space shortcut where cheaper), True (wherever they apply), False (never)
              max_seconds:float=60., # exact: budget before refusing (None: no limit)
              max_hvps:int=None, # exact: budget in Hessian-vector products (None: no limit)
              progress:bool=None, # tqdm progress bars (default: `self.progress`)
+             blocks=None, # old spelling of `layers`
             )->dict: # parameter name -> tensor shaped like the parameter
     "The Hessian diagonal per parameter, exact or estimated with block-restricted probes; details in `self.last_info`."
     # last_info: method, n_hvp (all products, output-space ones included), seconds, stderr (estimators: name -> tensor),
-    # missing (blocks not finished after Ctrl-C); exact: routes (block -> 'mlp'/'fast'/'columns') and counts by kind;
-    # on the MLP route also route='mlp' and loss (the loss on the data, a by-product).
+    # missing (blocks not finished after Ctrl-C); exact: routes (block -> 'mlp'/'fast'/'columns'), reasons (block -> why
+    # that route), counts by kind, verified (coordinates checked, or 'cached'); on the MLP route also route='mlp' and
+    # loss (the loss on the data, a by-product).
     t0 = time.perf_counter()
-    blocks = list(self.blocks) if blocks is None else ([blocks] if isinstance(blocks, str) else list(blocks))
+    layers = renamed_kw(layers, blocks, "layers", "blocks", "Curvature.diagonal")
+    blocks = list(self.blocks) if layers is None else ([layers] if isinstance(layers, str) else list(layers))
     for b in blocks: self.block_names(b)
     progress = self.progress if progress is None else progress
     if method not in ("exact", "hutchinson", "xdiag"):
@@ -677,20 +841,23 @@ _TRACE = dict(hutchinson=hutchinson_trace, hutchpp=hutchpp_trace, xtrace=xtrace)
 def trace(self:Curvature,
           n_probes:int=100, # Hessian-vector products per block (estimators)
           method:str="hutchinson", # "hutchinson", "hutchpp", "xtrace" or "exact" (sum of the exact diagonal)
-          block=None, # one block (None: the whole selection)
+          layer=None, # one layer (block) (None: the whole selection)
           per_block:bool=False, # return a dict block -> Estimate, with block-restricted probes
           seed:int=0, # seed (block k uses seed + k when per_block)
           progress:bool=None, # tqdm progress bars (default: `self.progress`)
+          block=None, # old spelling of `layer`
           **kwargs, # for method="exact": passed to `diagonal` (force, max_seconds, fast, ...)
          ): # `Estimate`, or dict block -> `Estimate`
-    "Trace of the Hessian (of a block, the selection, or per block) with its standard error."
+    "Trace of the Hessian (of a layer, the selection, or per layer) with its standard error."
+    layer = renamed_kw(layer, block, "layer", "block", "Curvature.trace")
     if per_block:
-        return {b: self.trace(n_probes, method, block=b, seed=seed + k, progress=progress, **kwargs) for k, b in enumerate(self.blocks)}
+        if layer is not None: raise CurvatureError("trace: pass either layer= or per_block=True, not both.")
+        return {b: self.trace(n_probes, method, b, seed=seed + k, progress=progress, **kwargs) for k, b in enumerate(self.blocks)}
     progress = self.progress if progress is None else progress
     if method == "exact":
         t0 = time.perf_counter()
-        d = self.diagonal("exact", blocks=block, seed=seed, progress=progress, **kwargs)
+        d = self.diagonal("exact", None, seed, layer, progress=progress, **kwargs)
         return Estimate(sum(t.sum().item() for t in d.values()), 0., self.last_info['n_hvp'], 'exact', time.perf_counter() - t0)
     if method not in _TRACE: raise CurvatureError(f"method={method!r}: choose 'hutchinson', 'hutchpp', 'xtrace' or 'exact'.")
     self._sync()
-    return _TRACE[method](self.operator(block), n_probes, seed=seed, progress=progress)
+    return _TRACE[method](self.operator(layer), n_probes, seed=seed, progress=progress)
