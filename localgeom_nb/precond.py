@@ -8,7 +8,7 @@ __all__ = ['Sharpness', 'PreconditionerError', 'optimizer_kind', 'preconditioner
            'edge_summary']
 
 # %% ../nbs/04a_precond.ipynb #871312cc
-import inspect, math
+import math
 from collections import namedtuple
 import torch
 import pandas as pd
@@ -110,6 +110,8 @@ class PreconditionedOperator:
         self.dim, self.device, self.dtype = len(self.p), curv.device, curv.dtype
     @property
     def block(self): return self.layer  # the estimators name the operator's block in their messages
+    @property
+    def fixed(self)->bool: return self.curv.operator(self.layer).fixed  # a moving H moves P^-1/2 H P^-1/2 too
     def matvec(self, v): return self.scale * self.curv.hvp_flat(self.scale * v.to(self.device, self.dtype), self.layer)
     def matmat(self, V): return self.curv.hvp_batch(V.to(self.device, self.dtype) * self.scale, self.layer) * self.scale
     def __repr__(self): return f"PreconditionedOperator({self.kind}, layer={self.layer!r}, dim={self.dim})"
@@ -137,9 +139,8 @@ def _blocks_of(curv:Curvature, layer)->list:
     return [b for b, ns in curv.blocks.items() if names & set(ns)]
 
 def _diagonal(curv, method, layer, seed, **kw)->dict:
-    "`curv.diagonal` over the blocks of `layer` (its keyword is `layers=` or, before the rename, `blocks=`)."
-    key = "layers" if "layers" in inspect.signature(curv.diagonal).parameters else "blocks"
-    return curv.diagonal(method, seed=seed, **{key: _blocks_of(curv, layer)}, **kw)
+    "`curv.diagonal` over the blocks of `layer`."
+    return curv.diagonal(method, seed=seed, layers=_blocks_of(curv, layer), **kw)
 
 def precond_diagonal(curv:Curvature, # the Hessian
                      optimizer:torch.optim.Optimizer, # the live optimizer
