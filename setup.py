@@ -6,6 +6,9 @@ cfg = ConfigParser(delimiters=['='])
 cfg.read('settings.ini', encoding='utf-8')
 cfg = cfg['DEFAULT']
 req = lambda k: shlex.split(cfg.get(k, ''))
+# extras: `dev`, and one per `<name>_requirements` key (pyhessian, hf, lightning, tensorboard); nbdev's own keys are not
+extras = {k[:-len('_requirements')]: req(k) for k in cfg
+          if k.endswith('_requirements') and k not in ('pip_requirements', 'conda_requirements') and req(k)}
 
 setuptools.setup(
     name=cfg['lib_name'], version=cfg['version'], description=cfg['description'],
@@ -14,7 +17,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path']+'.*']),
     include_package_data=True,
     install_requires=req('requirements'),
-    extras_require={'dev': req('dev_requirements'), 'pyhessian': req('pyhessian_requirements')},
+    extras_require=extras,
     python_requires='>=' + cfg['min_python'],
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',

@@ -5,8 +5,8 @@ __version__ = "0.1.0"
 import importlib as _il
 
 # modules that patch methods onto `Curvature` are imported together, so `lg.Curvature(...)` has all its methods
-_CORE = ["oracle", "operator", "spectrum", "estimators", "stats", "data", "models", "track", "experiments"]
-_LAZY = ["plots", "explorer", "cli", "docs"]
+_CORE = ["oracle", "operator", "spectrum", "estimators", "precond", "stats", "data", "models", "track", "experiments"]
+_LAZY = ["plots", "explorer", "cli", "docs", "hf", "callbacks"]
 
 def _index():
     "Public name -> submodule, from nbdev's symbol index."

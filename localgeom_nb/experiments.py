@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from .operator import CurvatureError, resolve_device
 from .data import digits, gaussian_mixture, zipf_markov, linear_net_data, make_loader, eval_subset
 from .models import MLP, SmallCNN, TinyTransformer, lm_loss, TwoLayerLinear, half_mse
-from .track import Tracker, RunStore, track_training, load_runs, read_config, runs_frame, _check_same
+from .track import Tracker, RunStore, track_training, load_runs, read_config, runs_frame, check_same_run
 
 # %% ../nbs/08_experiments.ipynb #bc4180df
 CLASSIFICATION_LRS = dict(sgd=0.1, sgdm=0.01, adam=1e-3, adamw=1e-3, rmsprop=1e-3, adagrad=1e-2)
@@ -123,7 +123,7 @@ def _finished(folder, steps:int, want:dict)->bool:
     f = None if folder is None else Path(folder)/"config.json"
     if f is None or not f.is_file(): return False
     cfg = read_config(f)
-    _check_same(cfg, want, Path(folder))
+    check_same_run(cfg, want, Path(folder))
     return cfg.get("status") == "diverged" or (cfg.get("status") == "complete" and cfg.get("steps", -1) >= steps)
 
 def run_one(task, # task name or `Task`
@@ -157,7 +157,7 @@ def compare_optimizers(task=DEFAULT_TASK, # task name or `Task`
                        progress:bool=True, # progress bars
                        method:str=None, # diagonal method (default: the task's)
                        n_probes:int=None, # probes for an estimated diagonal (default: the task's)
-                       layers=None, # blocks to track (default: all)
+                       layers=None, # layers to track (default: all; see `select_blocks`)
                        precond:bool=True, # also record the preconditioned R_med of adaptive optimizers
                        threads="auto", # torch CPU threads during the runs: "auto" (1 on CPU), a number, or None (leave as is)
                        background:bool=False, # compute each record in a worker thread while training goes on (same rows)
@@ -208,7 +208,6 @@ def _per_seed(df:pd.DataFrame, stat:str, opts:tuple, layers=None)->pd.DataFrame:
     "Values of `stat` per (layer, step, seed) with one column per optimizer in `opts`."
     d = df[(df["stat"] == stat) & df["optimizer"].isin(opts)]
     if layers is not None: d = d[d["layer"].isin(layers)]
-    d = d[d["layer"] != "__model__"]
     if d.empty: raise CurvatureError(f"no {stat!r} rows for optimizers {opts}; available optimizers: {sorted(df['optimizer'].unique())}")
     for o in opts:
         if not (d["optimizer"] == o).any(): raise CurvatureError(f"optimizer {o!r} has no {stat!r} rows; available: {sorted(df['optimizer'].unique())}")
@@ -244,7 +243,7 @@ def _at_level(loss:np.ndarray, val:np.ndarray, level:float)->tuple:
 def _loss_series(df:pd.DataFrame, loss_stat:str)->pd.DataFrame:
     "Per run, the loss at each recorded step (from `loss_stat` rows, or the `loss` column)."
     if loss_stat is None: loss_stat = "eval_loss" if (df["stat"] == "eval_loss").any() else "loss"
-    d = df[(df["stat"] == loss_stat) & (df["layer"] == "__model__")]
+    d = df[(df["stat"] == loss_stat) & (df["layer"] == "(model)")]
     if d.empty: raise CurvatureError(f"no {loss_stat!r} rows in the runs table: cannot match runs by loss")
     return d.groupby(["optimizer", "seed", "step"])["value"].mean()
 

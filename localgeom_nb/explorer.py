@@ -8,7 +8,7 @@ __all__ = ['OPTIMIZER_TITLES', 'TaskParts', 'STAT_GROUPS', 'hyperparams', 'check
            'ChartPane', 'OptimizerRow', 'Explorer', 'explore']
 
 # %% ../nbs/10_explorer.ipynb #6134534f
-import copy, importlib.util, inspect, io, math, os, re, sys, tempfile, threading, time, traceback
+import copy, importlib.util, inspect, io, math, re, sys, threading, time, traceback
 from collections import namedtuple
 from datetime import datetime
 from pathlib import Path
@@ -190,7 +190,7 @@ def _record(self:TrainingSession, run:OptimizerRun, force:bool=False)->bool:
 @patch
 def _loss_row(self:TrainingSession, run:OptimizerRun):
     "Buffer the training loss of a step without statistics (the tracker records the loss at its own steps)."
-    row = dict(run_id=run.tracker.store.run_id, optimizer=run.label, seed=self.seed, step=self.step, layer="__model__",
+    row = dict(run_id=run.tracker.store.run_id, optimizer=run.label, seed=self.seed, step=self.step, layer="(model)",
                stat="loss", value=run.loss, stderr=math.nan, loss=run.loss, time=run.tracker.store.elapsed())
     run.losses.append(row); self._new_loss.append(row)
 
@@ -314,10 +314,10 @@ def _kernel()->bool:
     return ip is not None and "IPKernelApp" in getattr(ip, "config", {})
 
 def chart_kind(kind:str="auto")->str:
-    "'jupyter' (interactive `JupyterChart`, offline) in a live kernel with anywidget, else 'svg'; `IN_TEST` forces 'svg'."
+    "'jupyter' (interactive `JupyterChart`, offline) in a live kernel with anywidget, else 'svg'."
     if kind == "auto":
         ok = importlib.util.find_spec("anywidget") is not None
-        kind = "jupyter" if ok and _kernel() and not os.environ.get("IN_TEST") else "svg"
+        kind = "jupyter" if ok and _kernel() else "svg"
     if kind not in ("jupyter", "svg"): raise CurvatureError(f"charts={kind!r}: use 'auto', 'jupyter' or 'svg'.")
     return kind
 
@@ -372,7 +372,6 @@ class OptimizerRow(W.HBox):
 # %% ../nbs/10_explorer.ipynb #bcaf88a8
 def _default_runs_dir()->str:
     ts = datetime.now().strftime("%Y%m%d-%H%M%S")
-    if os.environ.get("IN_TEST"): return str(Path(tempfile.gettempdir())/"localgeom-explorer"/ts)
     return str(Path("runs")/f"explorer-{ts}")
 
 def _devices()->list:
@@ -389,7 +388,7 @@ class Explorer(W.VBox):
                  tasks=None, # the task choices: name -> `Task` (empty for your own model)
                  steps:int=500, every:int=10, batch_size:int=None, # initial control values (batch size: the task's)
                  stats=("r_med",), layers=None, device="auto", seed:int=0, # initial control values
-                 runs_dir:str=None, # runs folder (default: ./runs/explorer-<time>, a temp folder under IN_TEST)
+                 runs_dir:str=None, # runs folder (default: ./runs/explorer-<time>)
                  charts:str="auto", # "jupyter" (interactive JupyterChart), "svg" (static), "auto" (jupyter in a live kernel)
                  refresh:float=0.5, # shortest time between chart updates, seconds
                  threads="auto", # CPU threads while training ("auto": 1 for small models on CPU), or an int, or None
@@ -767,7 +766,7 @@ def refresh(self:Explorer, force:bool=False, which=("loss", "rmed", "ratio")):
 
 @patch
 def _update_choices(self:Explorer, df:pd.DataFrame):
-    stats = list(pd.unique(df.loc[df["layer"] != "__model__", "stat"])) if len(df) else []
+    stats = list(pd.unique(df.loc[df["layer"] != "(model)", "stat"])) if len(df) else []
     opts = [("R_med", "r_med")] + [(STAT_LABELS.get(s, s), s) for s in stats if s != "r_med"]
     if [o[1] for o in self.w.view_stat.options] != [o[1] for o in opts]:
         v = self.w.view_stat.value

@@ -27,9 +27,9 @@ def _has(mod:str)->bool: return importlib.util.find_spec(mod) is not None
 # %% ../nbs/09_plots.ipynb #08e6d727
 def use_offline_renderer(kind:str="auto", # "auto", "jupyter" (anywidget, interactive), "svg", "png" or "html" (inline JS)
                         )->str:
-    "Enable an altair renderer that works offline and return its name: `svg` under tests/docs (`IN_TEST`), `jupyter` in a live kernel with `anywidget`, else `svg`."
+    "Enable an altair renderer that works offline and return its name; `auto`: `jupyter` in a live kernel with `anywidget`, else `svg`."
     if kind == "auto":
-        kind = "jupyter" if not os.environ.get("IN_TEST") and _in_kernel() and _has("anywidget") else "svg"
+        kind = "jupyter" if _in_kernel() and _has("anywidget") else "svg"
     if kind not in _RENDERERS: raise ValueError(f"unknown renderer kind {kind!r}; use 'auto' or one of {_RENDERERS}")
     if not _has("vl_convert"): raise ImportError("offline altair rendering needs vl-convert: `pip install vl-convert-python`")
     if kind == "jupyter":
@@ -50,7 +50,7 @@ def synthetic_runs(optimizers=("sgd", "adam"), # optimizer labels
                    every:int=10, # training steps between tracked steps
                    seed:int=0, # numpy seed for the noise
                   )->pd.DataFrame:
-    "A tidy runs table with `r_med`, `r_med_precond` per layer and `__model__` `loss` rows; SGD's R_med grows faster than Adam's."
+    "A tidy runs table with `r_med`, `r_med_precond` per layer and `(model)` `loss` rows; SGD's R_med grows faster than Adam's."
     rng, rows = np.random.default_rng(seed), []
     for opt in optimizers:
         g, rate = _GROWTH.get(opt, 0.1), (0.5 if opt.startswith("adam") else 0.25)
@@ -62,7 +62,7 @@ def synthetic_runs(optimizers=("sgd", "adam"), # optimizer labels
                     r = (3 + 2*l)*np.exp(g*i)*rng.lognormal(0, 0.15)
                     rows += [dict(row, layer=f"layers.{l}", stat="r_med", value=r),
                              dict(row, layer=f"layers.{l}", stat="r_med_precond", value=1 + (r - 1)*rng.uniform(0.2, 0.4))]
-                rows.append(dict(row, layer="__model__", stat="loss", value=loss))
+                rows.append(dict(row, layer="(model)", stat="loss", value=loss))
     return pd.DataFrame(rows)[list(RUNS_COLUMNS)]
 
 # %% ../nbs/09_plots.ipynb #f6d09e11
@@ -87,8 +87,8 @@ def _rows(df:pd.DataFrame, stat:str, layers=None)->pd.DataFrame:
     return d
 
 def _layer_order(d:pd.DataFrame, layers=None)->list:
-    "Layers in `layers` order, else in order of first appearance (model order), without `__model__`."
-    return list(layers) if layers is not None else [l for l in pd.unique(d["layer"]) if l != "__model__"]
+    "Layers in `layers` order, else in order of first appearance (model order); `d` holds one stat."
+    return list(layers) if layers is not None else list(pd.unique(d["layer"]))
 
 def _per_seed(d:pd.DataFrame, keys=("optimizer", "layer", "step"))->pd.DataFrame:
     "One value per seed and `keys` (duplicates averaged)."
@@ -112,7 +112,7 @@ def _summarise(g, keys, band)->pd.DataFrame:
 
 def seed_band(df:pd.DataFrame, # runs table
               stat:str="r_med", # which stat
-              layers=None, # layers to keep (default: all but `__model__`)
+              layers=None, # layers to keep (default: all)
               band="minmax", # "minmax" or "std": what `lo`/`hi` hold
              )->pd.DataFrame:
     "Per optimizer, layer and step: `n_seeds`, `mean`, `std`, `min`, `max` of `stat` over seeds, and band edges `lo`, `hi`."
@@ -131,7 +131,7 @@ def ratio_frame(df:pd.DataFrame, # runs table
                 num:str="sgd", # numerator optimizer
                 den:str="adam", # denominator optimizer
                 stat:str="r_med", # which stat
-                layers=None, # layers to keep (default: all but `__model__`)
+                layers=None, # layers to keep (default: all)
                 band="minmax", # "minmax" or "std": what `lo`/`hi` hold
                )->pd.DataFrame:
     "Per layer and step: `n_pairs`, `mean`, `std`, `min`, `max` (and `lo`, `hi`) over seeds of the per-seed ratio `stat`[num]/`stat`[den]."
@@ -176,6 +176,12 @@ STAT_LABELS = {"r_med": "R_med (max/median |diag H|)", "r_q99": "R_q99 (q99/medi
                "d_q10": "q10 |diag H|", "d_q90": "q90 |diag H|", "d_q99": "q99 |diag H|", "trace": "trace H",
                "top_eig": "top eigenvalue of H", "loss": "training loss"}
 _SHORT = {"r_med": "R_med", "r_q99": "R_q99", "r_med_precond": "R_med precond"}
+
+def _n_text(ns, what:str="seeds")->str:
+    "How many seeds a line averages: `3 seeds`, or `2–3 seeds` when some steps have fewer (a run stopped early)."
+    lo, hi = int(min(ns)), int(max(ns))
+    if lo < hi: return f"{lo}–{hi} {what}"
+    return f"{hi} {what[:-1] if hi == 1 else what}"
 
 def _band_text(band, what="seeds")->str:
     return {"minmax": f"band: min–max over {what}", "std": f"band: mean ± 1 std over {what}", None: "no band"}[band]
@@ -225,10 +231,10 @@ def _rmed(df, layers=None, stat="r_med", band=True, log=True, columns=3, shared_
     ls = _band_layers(STAT_LABELS.get(stat, stat), color, bk, _log_ok(fr, log), tooltip=("optimizer:N", "layer:N", "n_seeds:Q"))
     return _facet(ls, fr, order, columns, shared_y, width, height).properties(title=alt.TitleParams(
         f"{_SHORT.get(stat, stat)} per layer along training",
-        subtitle=f"{STAT_LABELS.get(stat, stat)}; line: mean over {fr.n_seeds.max()} seeds; {_band_text(bk)}"))
+        subtitle=f"{STAT_LABELS.get(stat, stat)}; line: mean over {_n_text(fr.n_seeds)}; {_band_text(bk)}"))
 
 def rmed_chart(df:pd.DataFrame, # runs table
-               layers=None, # layers to show, in this order (default: all but `__model__`, model order)
+               layers=None, # layers to show, in this order (default: all, in model order)
                stat:str="r_med", # stat to draw (any per-layer stat)
                band=True, # True/"minmax": min-max over seeds; "std": mean ± 1 std; False: no band
                log:bool=True, # log-scale y (falls back to linear, with a warning, for non-positive values)
@@ -250,14 +256,14 @@ def _ratio(df, num="sgd", den="adam", stat="r_med", layers=None, band=True, log=
     rule = alt.Chart().transform_aggregate(n="count()").mark_rule(strokeDash=[4, 4], color="#d62728").encode(y=alt.datum(1))
     ls = _band_layers(f"{lab} (ratio)", color, bk, _log_ok(fr, log), tooltip=("layer:N", "n_pairs:Q"), extra=(rule,))
     return _facet(ls, fr, _layer_order(_rows(df, stat, layers), layers), columns, shared_y, width, height).properties(
-        title=alt.TitleParams(f"Ratio {lab} per layer", subtitle=f"line: mean over {fr.n_pairs.max()} seeds of the "
+        title=alt.TitleParams(f"Ratio {lab} per layer", subtitle=f"line: mean over {_n_text(fr.n_pairs)} of the "
                               f"per-seed ratio at matched steps; {_band_text(bk)}; dashed: ratio 1"))
 
 def ratio_chart(df:pd.DataFrame, # runs table
                 num:str="sgd", # numerator optimizer
                 den:str="adam", # denominator optimizer
                 stat:str="r_med", # stat whose ratio is drawn
-                layers=None, # layers to show (default: all but `__model__`)
+                layers=None, # layers to show (default: all)
                 band=True, # True/"minmax", "std" or False, over seeds
                 log:bool=False, # log-scale y
                 columns:int=3, shared_y:bool=False, width:int=220, height:int=150, # layout, as in `rmed_chart`
@@ -273,7 +279,7 @@ def _loss(df, band=True, log=False, width=420, height=220):
     color = alt.Color("optimizer:N", scale=optimizer_scale(df["optimizer"].unique()), title="optimizer")
     ls = _band_layers("training loss", color, bk, _log_ok(fr, log), tooltip=("optimizer:N", "n_seeds:Q"))
     return alt.layer(*ls, data=alt.to_values(fr)).properties(width=width, height=height, title=alt.TitleParams(
-        "Training loss", subtitle=f"line: mean over {fr.n_seeds.max()} seeds; {_band_text(bk)}"))
+        "Training loss", subtitle=f"line: mean over {_n_text(fr.n_seeds)}; {_band_text(bk)}"))
 
 def loss_chart(df:pd.DataFrame, # runs table (rows with stat=="loss", or the `loss` column)
                band=True, # True/"minmax", "std" or False, over seeds
@@ -285,7 +291,7 @@ def loss_chart(df:pd.DataFrame, # runs table (rows with stat=="loss", or the `lo
 
 # %% ../nbs/09_plots.ipynb #e544669a
 def precond_chart(df:pd.DataFrame, # runs table with "r_med" and "r_med_precond" rows
-                  layers=None, # layers to show (default: all but `__model__`)
+                  layers=None, # layers to show (default: all)
                   band=False, # True/"minmax", "std" or False, over seeds
                   log:bool=True, # log-scale y
                   columns:int=3, shared_y:bool=False, width:int=220, height:int=150, # layout, as in `rmed_chart`
@@ -306,7 +312,7 @@ def precond_chart(df:pd.DataFrame, # runs table with "r_med" and "r_med_precond"
 def dashboard(df:pd.DataFrame, # runs table
               num:str="sgd", den:str="adam", # optimizers of the ratio row (left out if either is absent)
               stat:str="r_med", # per-layer stat
-              layers=None, # layers to show (default: all but `__model__`)
+              layers=None, # layers to show (default: all)
              )->alt.VConcatChart:
     "Loss, per-layer `stat` and the `num`/`den` ratio, stacked vertically with shared optimizer colors."
     parts, opts = [], set(df["optimizer"])
@@ -320,7 +326,7 @@ def dashboard(df:pd.DataFrame, # runs table
 # %% ../nbs/09_plots.ipynb #926ecb94
 def common_steps(df:pd.DataFrame, # runs table
                  stat:str="r_med", # which stat
-                 layers=None, # layers that must all be present (default: all but `__model__`)
+                 layers=None, # layers that must all be present (default: all)
                 )->list:
     "Steps at which every (optimizer, seed) run has `stat` for every selected layer, ascending."
     d = _rows(df, stat, layers)
@@ -334,7 +340,7 @@ def summary_table(df:pd.DataFrame, # runs table
                   stat:str="r_med", # which stat
                   at="last", # "last" (last common step) or a step number
                   num:str="sgd", den:str="adam", # ratio columns `num/den_mean`, `num/den_std` (if both present)
-                  layers=None, # layers to report (default: all but `__model__`)
+                  layers=None, # layers to report (default: all)
                  )->pd.DataFrame:
     "One row per layer: `step`, `<opt>_mean`/`<opt>_std` over seeds (ddof=1) per optimizer, the paired ratio mean/std and `n_pairs`."
     steps = common_steps(df, stat, layers)

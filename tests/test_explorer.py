@@ -228,7 +228,7 @@ def test_every_statistic_group(tmp_path):
     app.run_sync(steps=10)
     assert app.error == "", app.error
     r = app.runs
-    assert set(r.layer) == {"fc1", "out", "(model)", "__model__"}
+    assert set(r.layer) == {"fc1", "out", "(model)"}
     want = {"r_med", "d_q10", "d_median", "d_q90", "d_q99", "d_max", "r_q99", "trace", "top_eig"}
     for opt in ("sgdm", "adam"):
         assert want <= set(r.query("optimizer == @opt").stat)

@@ -68,3 +68,79 @@ def test_readme_opens_with_setup_commands_then_main_job():
     assert commands[:3] == ['pip install -e ".[dev]"', 'make test',
                             'localgeom compare --task digits-mlp --optimizers sgd,adam --steps 300 --seeds 3 --out runs/demo'], commands[:3]
     assert (ROOT/'README.md').read_text().lstrip().startswith('# '), 'README starts with its title'
+
+
+def _norm(name:str)->str: return re.sub(r'[-_.]+', '-', name).lower()
+
+def _req_names(key:str)->set:
+    return {_norm(re.split(r'[<>=!~;\[ ]', r, maxsplit=1)[0]) for r in CFG.get(key, '').split() if r}
+
+def _closure(names:set)->set:
+    "`names` and every distribution they depend on (installed metadata), transitively."
+    from importlib import metadata
+    seen, todo = set(), list(names)
+    while todo:
+        n = todo.pop()
+        if n in seen: continue
+        seen.add(n)
+        try: reqs = metadata.requires(n) or []
+        except metadata.PackageNotFoundError: continue
+        todo += [_norm(re.split(r'[<>=!~;\[ (]', r, maxsplit=1)[0]) for r in reqs if 'extra ==' not in r]
+    return seen
+
+def _imports(path:Path)->list:
+    "(top-level module imported, at module level?) for every absolute import in `path`."
+    import ast
+    tree, out = ast.parse(path.read_text(encoding='utf-8')), []
+    top = {id(n) for n in tree.body} | {id(n) for t in tree.body if isinstance(t, ast.Try) for n in t.body}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import): mods = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level: mods = [node.module]
+        else: continue
+        out += [(m.split('.')[0], id(node) in top) for m in mods]
+    return out
+
+
+def test_every_import_is_a_declared_requirement():
+    """Module-level imports of the package must be runtime `requirements` (a plain `pip install` has them); imports inside
+    functions may also come from the dev extra (or what it pulls in), or be optional readers of the user's data
+    (`torchvision`, `datasets`: imported on use, with an error naming the package when it is missing)."""
+    from importlib import metadata
+    dists = {m: {_norm(d) for d in ds} for m, ds in metadata.packages_distributions().items()}
+    runtime, dev = _req_names('requirements'), _closure(_req_names('dev_requirements') | _req_names('pyhessian_requirements'))
+    optional = {'torchvision', 'datasets'}
+    bad = []
+    for f in sorted((ROOT/CFG['lib_path']).glob('*.py')):
+        for mod, at_top in _imports(f):
+            if mod in sys.stdlib_module_names or mod == CFG['lib_name'] or mod == '__future__': continue
+            have = dists.get(mod, {_norm(mod)})
+            if at_top and not have & runtime: bad.append(f"{f.name}: `import {mod}` at module level, not in requirements")
+            elif not at_top and not have & (runtime | dev) and mod not in optional:
+                bad.append(f"{f.name}: `import {mod}` (lazy) is in neither requirements nor dev_requirements")
+    assert not bad, "\n".join(bad)
+
+
+def test_fastcore_pins_agree():
+    "The runtime fastcore range admits the dev pin (nbdev 2.4.14 needs fastcore 1.x)."
+    from packaging.requirements import Requirement
+    run = next(Requirement(r) for r in CFG['requirements'].split() if r.startswith('fastcore'))
+    dev = next(Requirement(r) for r in CFG['dev_requirements'].split() if r.startswith('fastcore'))
+    pinned = next(iter(dev.specifier)).version
+    assert run.specifier.contains(pinned), (str(run), str(dev))
+
+
+def test_top_level_curvature_has_every_patched_method():
+    "`lg.Curvature` from the lazy top level carries the methods every module patches onto it (no import-order surprise)."
+    import ast
+    names = []
+    for f in sorted((ROOT/CFG['lib_path']).glob('*.py')):
+        for node in ast.walk(ast.parse(f.read_text(encoding='utf-8'))):
+            if isinstance(node, ast.FunctionDef) and node.args.args and any(
+                    getattr(d, 'id', getattr(getattr(d, 'func', None), 'id', None)) == 'patch' for d in node.decorator_list):
+                ann = node.args.args[0].annotation
+                if isinstance(ann, ast.Name) and ann.id == 'Curvature': names.append(node.name)
+    assert 'layer_stats' in names and 'preconditioned' in names, names
+    probe = f"import localgeom_nb as lg\nC = lg.Curvature\nprint([n for n in {names!r} if not hasattr(C, n)])"
+    r = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip() == '[]', r.stdout
