@@ -673,3 +673,7 @@ def main(argv=None):
         return 0
     except DocsError as e:
         print(f'localgeom-docs: {e}', file=sys.stderr); return 1
+    except ModuleNotFoundError as e:  # a plain `pip install .` has the library, not the docs tools
+        print(f'localgeom-docs: the docs tools are not installed ({e}); run pip install -e ".[dev]" in a '
+              'checkout of the repository.', file=sys.stderr)
+        return 1
