@@ -222,16 +222,39 @@ def _facet(layers_, data, order:list, columns:int, shared_y:bool, width:int, hei
         facet=alt.Facet("layer:N", sort=order, title=None), columns=min(columns, len(order)))
     return ch if shared_y else ch.resolve_scale(y="independent")
 
+# %% ../nbs/09_plots.ipynb #1b6ae13a
+def _flag_nonfinite(fr:pd.DataFrame)->pd.DataFrame:
+    "`fr` (a `seed_band` frame) with non-finite means moved to `flag` (the top of their layer's finite range), and a warning."
+    bad = ~np.isfinite(fr["mean"].to_numpy(dtype=float))
+    fr = fr.assign(flag=np.nan, shown=fr["mean"].astype(str))
+    if not bad.any(): return fr
+    top = fr.assign(m=fr["max"].where(np.isfinite(fr["max"]))).groupby("layer", sort=False)["m"].max()
+    fr.loc[bad, "flag"] = fr.loc[bad, "layer"].map(top).fillna(1.0).to_numpy() * 1.5
+    cols = ["mean", "lo", "hi", "min", "max", "std"]
+    fr[cols] = fr[cols].where(np.isfinite(fr[cols]))
+    where = ", ".join(f"{o} {l} from step {s}" for (o, l), s in fr[bad].groupby(["optimizer", "layer"])["step"].min().items())
+    warnings.warn(f"non-finite values (inf/NaN) drawn as red triangles at the top of their panel: {where}")
+    return fr
+
+def _flag_layer(y_title:str, log:bool):
+    "Red triangles for the flagged (non-finite) points."
+    y = alt.Y("flag:Q", title=y_title, scale=alt.Scale(type="log") if log else alt.Undefined)
+    tip = [alt.Tooltip("optimizer:N"), alt.Tooltip("layer:N"), alt.Tooltip("step:Q"), alt.Tooltip("shown:N", title="value")]
+    return alt.Chart().mark_point(shape="triangle-up", size=70, filled=True, color="#d62728", opacity=1).encode(
+        x=alt.X("step:Q", title="step"), y=y, tooltip=tip).transform_filter("isValid(datum.flag)")
+
 # %% ../nbs/09_plots.ipynb #498855ff
 def _rmed(df, layers=None, stat="r_med", band=True, log=True, columns=3, shared_y=False, width=220, height=150):
     "Unstyled `rmed_chart` (for composition)."
     bk, d = _band_kind(band), _rows(df, stat, layers)
-    fr, order = seed_band(df, stat, layers, bk or "minmax"), _layer_order(d, layers)
+    fr, order = _flag_nonfinite(seed_band(df, stat, layers, bk or "minmax")), _layer_order(d, layers)
     color = alt.Color("optimizer:N", scale=optimizer_scale(df["optimizer"].unique()), title="optimizer")
-    ls = _band_layers(STAT_LABELS.get(stat, stat), color, bk, _log_ok(fr, log), tooltip=("optimizer:N", "layer:N", "n_seeds:Q"))
+    lg_, title = _log_ok(fr, log), STAT_LABELS.get(stat, stat)
+    extra = [_flag_layer(title, lg_)] if fr["flag"].notna().any() else []
+    ls = _band_layers(title, color, bk, lg_, tooltip=("optimizer:N", "layer:N", "n_seeds:Q"), extra=extra)
     return _facet(ls, fr, order, columns, shared_y, width, height).properties(title=alt.TitleParams(
         f"{_SHORT.get(stat, stat)} per layer along training",
-        subtitle=f"{STAT_LABELS.get(stat, stat)}; line: mean over {_n_text(fr.n_seeds)}; {_band_text(bk)}"))
+        subtitle=f"{title}; line: mean over {_n_text(fr.n_seeds)}; {_band_text(bk)}"))
 
 def rmed_chart(df:pd.DataFrame, # runs table
                layers=None, # layers to show, in this order (default: all, in model order)
