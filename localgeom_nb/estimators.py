@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from .operator import (Curvature, CurvatureError, DenseOperator, batch_size, make_generator, rademacher,
                                    renamed_kw)
 from .models import MLP, half_mse
+from .distributed import is_rank0
 
 # %% ../nbs/03_estimators.ipynb #856016b3
 Estimate = namedtuple('Estimate', 'value stderr n_hvp method seconds')
@@ -46,7 +47,7 @@ def _probe_chunk(op, chunk=None):
 
 def _bar(it, desc, progress):
     "`tqdm(it)` when `progress`, else `it` itself (a disabled notebook bar still costs milliseconds)."
-    return tqdm(it, desc=desc, leave=False) if progress else it
+    return tqdm(it, desc=desc, leave=False) if progress and is_rank0() else it   # (bars from rank 0 only)
 
 def _probes(op, k, gen, chunk=None, progress=False, desc='probes'):
     "Yield `(Z, A Z)` for `k` Rademacher probes (rows), drawn chunk by chunk from `gen` in `op.dtype`."
@@ -219,7 +220,9 @@ _COSTS = {}   # cost key -> (seconds per matmat call, seconds per product): meas
 def _product_cost(curv, info=None)->tuple:
     "(overhead per batched call, seconds per product) of whole-selection products, timed once per model and data."
     key = _cost_key(curv)
-    if key not in _COSTS:
+    miss = key not in _COSTS
+    if curv.group is not None: miss = curv.reduce_floats(float(miss))[0] > 0   # timed on all ranks or on none
+    if miss:
         op = curv.operator()
         V = torch.ones(3, op.dim, dtype=op.dtype, device=op.device)
         _apply(op, V[:1])                              # warm-up (builds the cached graph of a single batch)
@@ -227,6 +230,8 @@ def _product_cost(curv, info=None)->tuple:
         t0 = time.perf_counter(); _apply(op, V); t3 = time.perf_counter() - t0
         p = max((t3 - t1) / 2, t3 / 6)
         _COSTS[key] = (max(t1 - p, 0.), p)
+        if curv.group is not None:   # one cost for all ranks, so that every rank makes the same budget decision
+            _COSTS[key] = tuple(x / curv.group[1] for x in curv.reduce_floats(*_COSTS[key]))
         if info is not None: info['n_hvp'] += 5; info['counts']['timing'] += 5
     return _COSTS[key]
 
@@ -358,6 +363,16 @@ def _not_local(loss, a, z, zfn, params)->str|None:
 
 def _fast_layer(curv, mod, kind, want, label, chunk=None, progress=False, batched=None):
     "Exact diagonal of the weight/bias of one linear/conv layer by output-space products; returns (dict, n_products)."
+    if curv.group is None: return _fast_local(curv, mod, kind, want, label, chunk, progress, batched)
+    try: d, n, why = *_fast_local(curv, mod, kind, want, label, chunk, progress, batched), None
+    except _NotFast as e: d, n, why = None, 0, str(e)
+    bad, n = curv.reduce_floats(float(why is not None), n)   # every rank takes the same route
+    if bad: raise _NotFast(why or "the shortcut does not apply on another rank")
+    curv.reduce(list({id(t): t for t in d.values()}.values()))   # each rank's shard, summed
+    return d, int(n)
+
+def _fast_local(curv, mod, kind, want, label, chunk=None, progress=False, batched=None):
+    "`_fast_layer` on this rank's data."
     W = mod.weight
     params = [getattr(mod, n.rpartition('.')[2]) for n in want]
     dW = torch.zeros(W.shape[0], W[0].numel(), dtype=curv.dtype, device=curv.device)
@@ -443,6 +458,11 @@ def _plan(curv, blocks, fast)->tuple:
         nz = P * mod.weight.shape[0]
         if fast == 'auto' and nz >= ncol: plan[b] = ('columns', 'basis columns are cheaper', ncol)
         else: plan[b] = ('fast', mod, kind, nz)
+    if curv.group is not None and cand:   # the data of another rank may make columns the cheaper route there
+        cols = curv.reduce_floats(*(float(plan[b][0] == 'columns') for b in blocks))
+        for b, c in zip(blocks, cols):
+            if c and plan[b][0] == 'fast': plan[b] = ('columns', 'basis columns are cheaper on another rank',
+                                                      curv.block_dim(b))
     return plan, (curv.dtype if loss is None else loss.dtype)
 
 # %% ../nbs/03_estimators.ipynb #502c3841
@@ -670,11 +690,20 @@ def _mlp_diag(curv:Curvature, forced=None)->tuple|None:
     named = dict(curv.model.named_parameters())
     return {n: out[n].reshape(named[n].shape) if n in out else torch.zeros_like(named[n]) for n in curv.names}, loss, ldt
 
+def _mlp_diag_all(curv:Curvature)->tuple|None:
+    "`_mlp_diag` over the data of every rank of a distributed `curv` (the route taken on all of them or on none)."
+    r = _mlp_diag(curv)
+    if curv.group is None: return r
+    bad, loss = curv.reduce_floats(float(r is None), 0. if r is None else r[1])
+    if bad: return None
+    curv.reduce([r[0][n] for n in curv.names])
+    return r[0], loss, r[2]
+
 def mlp_exact_diag(curv:Curvature, # a `Curvature` over an `MLP` (Linear + elementwise activations) with CE or MSE loss
                   )->dict|None: # parameter name -> exact diagonal (shaped like the parameter); None if not applicable
     "Exact Hessian diagonal of an MLP by backpropagating per-sample curvature factors (the loss goes to `curv.last_info`); None when the route does not apply."
     t0 = time.perf_counter()
-    r = _mlp_diag(curv)
+    r = _mlp_diag_all(curv)
     if r is None: return None
     curv.last_info = dict(method="exact", route="mlp", routes={b: "mlp" for b in curv.blocks}, n_hvp=0, stderr=None,
                           missing=[], loss=r[1], seconds=time.perf_counter() - t0)
@@ -724,7 +753,7 @@ def _verify_routes(curv, flats, k, seed, loss_dtype, info):
 # %% ../nbs/03_estimators.ipynb #edfff5bf
 def _mlp_route(curv, blocks, info, out):
     "The diagonal of `blocks` by `_mlp_diag` into `out`: (block -> flat to verify, loss dtype), or None."
-    r = _mlp_diag(curv)
+    r = _mlp_diag_all(curv)
     if r is None: return None
     d, info['loss'], info['route'] = r[0], r[1], 'mlp'
     for b in blocks:

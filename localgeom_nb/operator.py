@@ -232,6 +232,17 @@ def _has_train_sensitive(model):
     kinds = (nn.modules.batchnorm._BatchNorm, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
     return any(isinstance(m, kinds) for m in model.modules())
 
+_WRAPPERS = {"DistributedDataParallel", "DataParallel", "FullyShardedDataParallel", "FSDPModule"}
+
+def _wrapped(model)->bool:
+    "Is `model` a DDP/DataParallel/FSDP wrapper, or are its parameters sharded? (a cheap check by class names)"
+    if any(c.__name__ in _WRAPPERS for c in type(model).__mro__): return True
+    return any(type(p).__name__ in ("DTensor", "FlatParameter") for p in model.parameters())
+
+def _dist_active()->bool:
+    "Is a torch.distributed process group initialised?"
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
 # %% ../nbs/01_operator.ipynb #ed7942a6
 class Curvature:
     "The Hessian of `loss_fn(model(x), y)` (or `loss_closure(model, batch)`) over `data`, restricted to chosen blocks."
@@ -250,12 +261,17 @@ class Curvature:
                  data_reduction:str=None, # "mean" or "sum" over targets; default: the loss module's, else "mean"
                  count_fn=None, # `count_fn(batch)` -> targets a mean loss divides by (default: see the batch-weight contract)
                  fixed_data:bool=True, # refuse data that change between passes; False accepts them (a moving operator)
+                 distributed:bool=None, # None: sum over the ranks of a process group, if any (data: a shard); False: local
                 ):
         if (loss_fn is None) == (loss_closure is None):
             raise CurvatureError("pass exactly one of loss_fn(outputs, targets) or loss_closure(model, batch).")
         if data is None:
             raise CurvatureError("data is required: one (inputs, targets) batch or an iterable of batches.")
         self.device = resolve_device(device)
+        self.group = None   # (rank, world) when products are summed over the ranks of a process group
+        if distributed is not False and (distributed or _dist_active() or _wrapped(model)):
+            from localgeom_nb.distributed import resolve_group, unwrap_model
+            model, self.group = unwrap_model(model), resolve_group(distributed)
         ps = list(model.parameters())
         if not ps: raise CurvatureError(f"{type(model).__name__} has no parameters: there is no Hessian to compute.")
         meta = [n for n, p in list(model.named_parameters()) + list(model.named_buffers()) if p.is_meta]
@@ -280,6 +296,7 @@ class Curvature:
         self.dim = sum(p.numel() for p in self.params)
         self.loss_fn, self.loss_closure, self.eval_mode, self.count_fn = loss_fn, loss_closure, eval_mode, count_fn
         self.progress, self.cache_graph, self.fixed_data = progress, cache_graph, fixed_data
+        if self.group is not None and self.group[0] != 0: self.progress = False   # bars from rank 0 only
         self.chunk_size = chunk_size or (64 if self.device.type == "cuda" else 1)
         inner = getattr(model, "module", model)  # DDP and similar wrappers
         self._causal = bool(_CAUSAL.search(type(model).__name__) or _CAUSAL.search(type(inner).__name__))
@@ -299,8 +316,10 @@ class Curvature:
                           "statistics, no dropout). Pass eval_mode=False to keep training mode.", stacklevel=2)
 
     def __repr__(self):
+        ranks = "" if self.group is None else f", summed over {self.group[1]} ranks"
         return (f"Curvature({type(self.model).__name__}: {len(self.blocks)} blocks, {self.dim:,} parameters, "
-                f"{'1 batch' if self.single else 'batches'}, {self.data_reduction} loss, {self.device}, {self.dtype})")
+                f"{'1 batch' if self.single else 'batches'}{ranks}, {self.data_reduction} loss, {self.device}, "
+                f"{self.dtype})")
 
 # %% ../nbs/01_operator.ipynb #36e0d598
 from fastcore.basics import patch
@@ -346,11 +365,20 @@ def batch_loss(self:Curvature, batch)->torch.Tensor:
     return loss.reshape(())
 
 # %% ../nbs/01_operator.ipynb #c1ee4fdf
-def _key(params): return tuple((p.data_ptr(), p._version) for p in params)
+def _values(ts:list)->bytes:
+    "Up to 8 evenly spaced entries of each tensor, as bytes (a few microseconds per tensor, one copy to the CPU)."
+    if not ts: return b""
+    with torch.no_grad(): parts = [t.detach().reshape(-1)[::max(1, t.numel() // 8)][:8] for t in ts if t.numel()]
+    return torch.cat(parts).double().cpu().numpy().tobytes() if parts else b""
+
+def _key(tensors)->tuple:
+    "Storage, version and a few values of each tensor: an in-place update changes `_version`, except `p.data.add_` and fused optimizer kernels (`AdamW(fused=True)`, the HF Trainer's default), which only the values show."
+    ts = list(tensors)
+    return tuple((t.data_ptr(), t._version) for t in ts) + (_values(ts),)
 
 @patch
 def _state_key(self:Curvature, model=None)->tuple:
-    "The versions of the parameters and buffers of `model` (default: ours): they change with any in-place update."
+    "The state of the parameters and buffers of `model` (default: ours): it changes with any update of either."
     m = self.model if model is None else model
     return _key(m.parameters()) + _key(m.buffers())
 
@@ -383,13 +411,15 @@ def _first_pass(self:Curvature):
     for b in self.data:
         sizes.append(self._count(b) if self.data_reduction == "mean" else 1.)
         if self._fps is not None: fps.append(fingerprint(b))
-    if not sizes: raise CurvatureError("data has no batches.")
-    if sum(sizes) <= 0: raise CurvatureError("the data have no counted targets (every label is ignore_index?): "
+    if not sizes: raise CurvatureError("data has no batches" + ("." if self.group is None else
+                                       f" on rank {self.group[0]}: shard the data so that every rank holds some."))
+    total = sum(sizes) if self.group is None else self.reduce_floats(sum(sizes))[0]
+    if total <= 0: raise CurvatureError("the data have no counted targets (every label is ignore_index?): "
                                              "the mean loss is undefined; check the labels or pass count_fn.")
     if self._fps is not None:
         self._fps = fps
         if not self.fixed_data and not any(f[1] for f in fps): self.data_moved = True  # no tensors: cannot tell
-    self._sizes, self._total = sizes, sum(sizes)
+    self._sizes, self._total = sizes, total
 
 @patch
 def _check_pass(self:Curvature, fps:list):
@@ -423,7 +453,22 @@ def batches(self:Curvature):
 def loss(self:Curvature)->float:
     "The dataset loss: the mean over all counted targets (mean-reduced loss), or the sum over all batches (sum)."
     self._sync()
-    with torch.no_grad(): return sum(w * self.batch_loss(b).item() for b, w in self.batches())
+    with torch.no_grad(): s = sum(w * self.batch_loss(b).item() for b, w in self.batches())
+    return s if self.group is None else self.reduce_floats(s)[0]
+
+@patch
+def reduce(self:Curvature, tensors:list)->list:
+    "Sum each tensor over the ranks, in place (one collective), when the curvature is distributed; else as they are."
+    if self.group is None: return tensors
+    from localgeom_nb.distributed import all_sum
+    return all_sum(tensors)
+
+@patch
+def reduce_floats(self:Curvature, *xs:float)->list:
+    "Python floats summed over the ranks when the curvature is distributed (one collective); else as they are."
+    if self.group is None: return list(xs)
+    from localgeom_nb.distributed import all_sum_floats
+    return all_sum_floats(*xs)
 
 # %% ../nbs/01_operator.ipynb #f795d31d
 @patch
@@ -531,9 +576,16 @@ def _hvp_probes(self:Curvature, V:list, names:list)->list:
     idx = [self.names.index(n) for n in names]
     psel = [self.params[i] for i in idx]
     acc = [torch.zeros_like(v) for v in V]
-    for grads, w in self.graphs():
-        hv = self._apply([grads[i] for i in idx], psel, V)
-        for a, h in zip(acc, hv): a.add_(h, alpha=w)
+    def local():
+        for grads, w in self.graphs():
+            hv = self._apply([grads[i] for i in idx], psel, V)
+            for a, h in zip(acc, hv): a.add_(h, alpha=w)
+    if self.group is None: local()
+    else:   # the weighted products of every rank's shard, summed; a rank failing here ends the others
+        from localgeom_nb.distributed import collective
+        with collective("a Hessian-vector product"):
+            local()
+            self.reduce(acc)
     self.n_hvp += V[0].shape[0]
     if torch.isfinite(sum(a.sum() for a in acc)): return acc  # one reduction in the common case
     for n, a in zip(names, acc):

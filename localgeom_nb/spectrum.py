@@ -13,6 +13,7 @@ import torch
 from fastcore.basics import patch
 from tqdm.auto import tqdm
 from .operator import Curvature, CurvatureError, DenseOperator, make_generator, rademacher, renamed_kw
+from .distributed import is_rank0
 
 # %% ../nbs/02_spectrum.ipynb #3ae43323
 EigResult = namedtuple("EigResult", "values vectors residuals n_hvp seconds converged")
@@ -182,6 +183,7 @@ def lanczos(op, # linear operator (`.dim`, `.device`, `.dtype`, `.matvec`, `.mat
     elif tuple(v0.shape) != (op.dim,) or not v0.norm() > 0:
         raise CurvatureError(f"v0 must be a nonzero vector of shape ({op.dim},), got shape {tuple(v0.shape)}.")
     show = op.dim >= 100_000 if progress is None else bool(progress)
+    show = show and is_rank0()   # bars from rank 0 only
     def check(alpha, beta):
         if len(alpha) < k: return False
         th, _, res = _ritz(alpha, beta, k, which)
@@ -256,6 +258,7 @@ def slq_density(op, # linear operator (`.dim`, `.device`, `.dtype`, `.matvec`)
     gen = make_generator(seed, op.device)
     steps = min(int(n_steps), op.dim)
     show = op.dim >= 100_000 if progress is None else bool(progress)
+    show = show and is_rank0()   # bars from rank 0 only
     nodes, weights = [], []
     with tqdm(total=n_runs * steps, desc="slq", disable=not show, leave=False) as bar:
         for r in range(n_runs):

@@ -8,7 +8,7 @@ __all__ = ['RUNS_SCHEMA', 'DEFAULT_STATS', 'Training', 'StoreError', 'runs_frame
            'Tracker', 'track_training']
 
 # %% ../nbs/07_track.ipynb #8856c962
-import copy, errno, json, math, os, platform, re, shutil, socket, sys, time, warnings
+import contextlib, copy, errno, json, math, os, platform, re, shutil, socket, sys, time, warnings
 from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -18,7 +18,8 @@ import pyarrow as pa, pyarrow.parquet as pq
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
 from tqdm.auto import tqdm
-from .operator import Curvature, CurvatureError, move_batch
+from .operator import Curvature, CurvatureError, move_batch, _wrapped
+from .distributed import is_rank0
 from .stats import precond_diag, _WHOLE
 import localgeom_nb.estimators, localgeom_nb.spectrum
 
@@ -581,8 +582,15 @@ class Tracker:
                  resume:bool=True, # continue the run in the `run` folder if it is the same experiment (False: refuse)
                  overwrite:bool=False, # replace the run in the `run` folder by a fresh one
                  heartbeat_secs:float=60., # between records, refresh the heartbeat this often at most (None: never)
+                 shard_data:bool=False, # in a distributed run, `data` is the whole curvature data: keep this rank's shard
                 ):
         if every < 1: raise CurvatureError(f"every={every} must be a positive number of steps.")
+        if _wrapped(model):   # DDP: the module it holds (the same parameters, named without `module.`)
+            from localgeom_nb.distributed import unwrap_model
+            model = unwrap_model(model)
+        if shard_data:   # every rank was given all the data: each keeps its index range (see `distributed.shard`)
+            from localgeom_nb.distributed import shard, is_distributed
+            if is_distributed(): data = shard(data)
         self.model, self.every, self.method, self.seed, self.whole = model, int(every), method, int(seed), whole
         self.stats = tuple(stats) + (("trace",) if trace and "trace" not in stats else ()) + (("top_eig",) if top_eig and "top_eig" not in stats else ())
         self.top_eig, self.precond, self.n_probes, self.flush_every, self.flush_secs = top_eig, precond, n_probes, flush_every, flush_secs
@@ -591,19 +599,43 @@ class Tracker:
         self._shadow = copy.deepcopy(model) if background else None   # the worker's copy: set at each record
         self.curv = Curvature(self._shadow if background else model, loss_fn, data, layers=layers, device=device,
                               progress=progress, loss_closure=loss_closure)
+        self._group = self.curv.group   # (rank, world) in a distributed run: records are collective, rank 0 writes
+        if self._group is not None and background:
+            raise CurvatureError("background=True in a distributed run: the worker thread's collectives would "
+                                 "interleave with the training loop's; record in the loop (background=False).")
         cfg = dict(_model_desc(model), optimizer=optimizer_name, seed=self.seed, every=self.every, method=method,
                    layers=layers if layers is None or isinstance(layers, (str, list, tuple)) else str(layers),
-                   eval_data=_data_desc(self.curv.data), n_probes=n_probes,
+                   eval_data=self._describe_data(), n_probes=n_probes,
                    stats=list(self.stats), device=str(self.curv.device), curvature_data=repr(self.curv))
         cfg.update(config or {})
         if cfg.get("optimizer") is None: cfg.pop("optimizer")
-        self.store = self._open(run, cfg, resume, overwrite)
+        if self._group is None: self.store = self._open(run, cfg, resume, overwrite)
+        else: self._open_ranks(run, cfg, resume, overwrite)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="localgeom-tracker") if background else None
         self._job, self._opt_seen = None, False
         self.n_records, self.seconds, self._since_flush, self._checked, self.diverged = 0, 0.0, 0, False, False
         self._flushed_at, self._strs = -math.inf, {}
 
     def __repr__(self): return f"Tracker(every={self.every}, method={self.method!r}, {self.curv!r}, {self.store!r})"
+
+@patch
+def _describe_data(self:Tracker)->str:
+    "The curvature data's description for the config; in a distributed run, every rank's shard (gathered once)."
+    d = _data_desc(self.curv.data)
+    if self._group is None: return d
+    import torch.distributed as dist
+    descs = [None] * self._group[1]
+    dist.all_gather_object(descs, d)
+    return f"{len(descs)} shards: " + " | ".join(descs)
+
+@patch
+def _open_ranks(self:Tracker, run, cfg:dict, resume:bool, overwrite:bool):
+    "Rank 0 opens the run folder, the other ranks keep their rows in memory; a failure on one rank raises on all."
+    from localgeom_nb.distributed import check_ranks
+    err = None
+    try: self.store = self._open(run if self._group[0] == 0 else None, cfg, resume, overwrite)
+    except Exception as e: err = e
+    check_ranks(err, "opening the tracker's run")
 
 @patch
 def _open(self:Tracker, run, cfg:dict, resume:bool, overwrite:bool)->RunStore:
@@ -684,7 +716,11 @@ def step(self:Tracker, step:int, # the training step (number of optimizer update
         )->pd.DataFrame|None: # the rows recorded (background: those of the previous record, finished meanwhile), or None
     "Record the statistics at this iterate if `step` is due (and not already recorded)."
     step = int(step)
-    if optimizer is not None and not self._opt_seen: self._note_optimizer(optimizer)   # (before skipping resumed steps)
+    if self._group is not None:   # a distributed run: every rank calls step(); due records are collective
+        if force or not step % self.every:
+            loss, skip = self._agree(step, loss, optimizer)
+            if skip: return None
+    elif optimizer is not None and not self._opt_seen: self._note_optimizer(optimizer)   # (before skipping resumed steps)
     pending = self._job is not None and self._job[1] == step
     if (step % self.every and not force) or step in self.store.steps or pending or self.diverged:
         hb = self.heartbeat_secs
@@ -697,10 +733,15 @@ def step(self:Tracker, step:int, # the training step (number of optimizer update
         self.store.update_config(status="diverged", diverged_at=step)
         warnings.warn(f"run {self.store.run_id!r}: the training loss is {loss} at step {step}; nothing recorded from here on.")
         return None
-    P = precond_diag(optimizer, self.model) if self.precond and optimizer is not None else None
-    snap = training_state(self.model, optimizer, step) if checkpoint and self.store.path is not None else None
-    if self._pool is None: rows = self._finish(self._compute(P, step, loss, self.store.elapsed()), step, snap)
+    if self._pool is None:
+        with self._section(step):
+            P = precond_diag(optimizer, self.model) if self.precond and optimizer is not None else None
+            snap = training_state(self.model, optimizer, step) if checkpoint and self.store.path is not None else None
+            out = self._compute(P, step, loss, self.store.elapsed())
+        rows = self._finish(out, step, snap)
     else:
+        P = precond_diag(optimizer, self.model) if self.precond and optimizer is not None else None
+        snap = training_state(self.model, optimizer, step) if checkpoint and self.store.path is not None else None
         rows = self._collect()                          # the previous record (finished long ago, normally)
         with torch.no_grad():
             for q, p in zip(self._shadow.parameters(), self.model.parameters()): q.copy_(p)
@@ -708,6 +749,30 @@ def step(self:Tracker, step:int, # the training step (number of optimizer update
         self._job = (self._pool.submit(self._compute, P, step, loss, self.store.elapsed()), step, snap)
     self.seconds += time.perf_counter() - t0
     return rows
+
+@patch
+def _agree(self:Tracker, step:int, loss, optimizer)->tuple:
+    "Before a distributed record, one collective: (the loss averaged over the ranks or None, does rank 0 skip the step)."
+    # (the same collective raises on every rank if one of them failed)
+    from localgeom_nb.distributed import check_ranks
+    err, lv = None, math.nan
+    try:
+        if optimizer is not None and not self._opt_seen: self._note_optimizer(optimizer)
+        if loss is not None: lv = float(loss.detach() if torch.is_tensor(loss) else loss)
+    except Exception as e: err = e
+    skip = self._group[0] == 0 and (step in self.store.steps or self.diverged)   # (rank 0 holds the resumed steps)
+    given, total, skip = check_ranks(err, f"the tracker's record at step {step}", float(loss is not None),
+                                     0. if loss is None else lv, float(skip))
+    return (total / given if given else None), skip > 0
+
+_NOOP = contextlib.nullcontext()
+
+@patch
+def _section(self:Tracker, step:int):
+    "The collectives of one record: a rank that fails in them ends the others (see `distributed.collective`)."
+    if self._group is None: return _NOOP
+    from localgeom_nb.distributed import collective
+    return collective(f"the tracker's record at step {step}")
 
 @patch
 def _compute(self:Tracker, P, step:int, loss, when:float)->tuple:
@@ -810,7 +875,7 @@ def track_training(model:nn.Module, # the model (on the device to train on)
     start = (store.load_state(model, optimizer) if resume and store is not None else None) or 0
     batches, status, lv = _cycle(loader), "complete", math.nan
     for _ in range(start): next(batches)           # the same data order as an uninterrupted run
-    bar = tqdm(total=steps, initial=start, desc=desc, disable=not progress, leave=False)
+    bar = tqdm(total=steps, initial=start, desc=desc, disable=not (progress and is_rank0()), leave=False)
     try:
         for t in range(start, steps + 1):
             batch = move_batch(next(batches), dev)
