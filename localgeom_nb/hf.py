@@ -4,15 +4,14 @@
 
 # %% auto #0
 __all__ = ['COUNTS', 'hf_loss', 'causal_lm_count', 'token_count', 'sequence_count', 'hf_task', 'hf_objective', 'layer_roles',
-           'transformer_layers', 'short_names', 'rename_layers', 'split_qkv', 'unwrap_compiled', 'curvature_dtype',
-           'prepare_model']
+           'transformer_layers', 'short_names', 'rename_layers', 'split_qkv']
 
 # %% ../nbs/13_hf.ipynb #f65b9821
 import re
 from collections.abc import Mapping
 from functools import partial
 import pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
-from .operator import CurvatureError
+from .operator import CurvatureError, prepare_model, unwrap_compiled, curvature_dtype
 
 # %% ../nbs/13_hf.ipynb #21832cb8
 def hf_loss(model:nn.Module, # a transformers model with a loss head (`...ForCausalLM`, `...ForMaskedLM`, ...)
@@ -168,37 +167,3 @@ def split_qkv(diag:dict, # parameter name -> diagonal (e.g. `Curvature.diagonal(
             for part, chunk in zip("qkv", d.chunk(3, dim=0)):
                 out.setdefault(f"{name}.{part}", []).append(chunk.reshape(-1))
     return {k: torch.cat(v) for k, v in out.items()}
-
-# %% ../nbs/13_hf.ipynb #9f57bc86
-_HALF = (torch.float16, torch.bfloat16)
-
-def _mib(n_bytes:int)->str: return f"{n_bytes / 2**20:,.1f} MiB"
-
-def unwrap_compiled(model:nn.Module)->tuple: # (the module to differentiate, notes)
-    "A `torch.compile`d model's original module (`_orig_mod`: the same parameters, uncompiled), with a note."
-    notes = []
-    while type(model).__name__ == "OptimizedModule" and isinstance(getattr(model, "_orig_mod", None), nn.Module):
-        model = model._orig_mod
-        notes.append(f"torch.compile'd model: curvature uses its original module ({type(model).__name__}, the same "
-                     "parameters), since second derivatives do not go through compiled graphs.")
-    return model, notes
-
-def curvature_dtype(model:nn.Module, dtype=None)->tuple: # (dtype to compute in, or None for the model's; notes)
-    "float32 for a half-precision model (on a copy: its memory is in the note), else `dtype` as given."
-    if dtype is not None: return dtype, []
-    ps = list(model.parameters())
-    half = sorted({str(p.dtype).replace("torch.", "") for p in ps if p.dtype in _HALF})
-    if not half: return None, []
-    n = sum(p.numel() for p in ps) + sum(b.numel() for b in model.buffers() if b.is_floating_point())
-    own = sum(p.numel() * p.element_size() for p in ps)
-    return torch.float32, [f"the model's parameters are {'/'.join(half)}: curvature is computed in float32 on a copy "
-                           f"of the model ({_mib(4 * n)} for {n:,} parameters and buffers, beside the model's own "
-                           f"{_mib(own)}); pass dtype=torch.{half[0]} to compute in the model's precision instead."]
-
-def prepare_model(model:nn.Module, # the model as trained: maybe compiled, maybe half precision
-                  dtype=None, # the dtype asked for (None: float32 for half-precision models, else the model's)
-                 )->tuple: # (module, dtype or None, notes)
-    "The module and dtype curvature should use for `model`, and a note for each change made."
-    m, notes = unwrap_compiled(model)
-    dtype, more = curvature_dtype(m, dtype)
-    return m, dtype, notes + more

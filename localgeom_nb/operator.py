@@ -4,12 +4,13 @@
 
 # %% auto #0
 __all__ = ['CurvatureError', 'renamed_kw', 'resolve_device', 'select_blocks', 'is_single_batch', 'move_batch', 'batch_size',
-           'fingerprint', 'same_fingerprint', 'count_targets', 'hf_labels_count', 'loss_spec', 'Curvature',
-           'HessianOperator', 'DenseOperator', 'to_dense', 'make_generator', 'rademacher', 'torch_threads']
+           'fingerprint', 'same_fingerprint', 'count_targets', 'hf_labels_count', 'loss_spec', 'unwrap_compiled',
+           'curvature_dtype', 'prepare_model', 'Curvature', 'HessianOperator', 'DenseOperator', 'to_dense',
+           'make_generator', 'rademacher', 'torch_threads']
 
 # %% ../nbs/01_operator.ipynb #34f3d9c3
 import copy, functools, re, time, warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 import torch, torch.nn as nn
 from torch.utils.data import DataLoader, RandomSampler, SubsetRandomSampler, WeightedRandomSampler
@@ -36,7 +37,9 @@ def resolve_device(device="auto", # "auto", "cpu", "cuda", "cuda:1" or a `torch.
                   )->torch.device:
     "`device='auto'` means CUDA when it is there and CPU otherwise; asking for CUDA without it is an error."
     if device is None or device == "auto": return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    d = torch.device(device)
+    try: d = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise CurvatureError(f"device={device!r} is not a device: use 'auto', 'cpu', 'cuda' or 'cuda:N'.") from None
     if d.type == "cuda" and not torch.cuda.is_available():
         raise CurvatureError(f"device={str(device)!r} was asked for, but CUDA is not available here; use device='auto' or 'cpu'.")
     return d
@@ -121,23 +124,23 @@ def _unknown(model, name, valid):
 # %% ../nbs/01_operator.ipynb #6d04a258
 def is_single_batch(data)->bool:
     "True when `data` is one batch (a tuple/list starting with a tensor, a tensor or a dict), not an iterable of batches."
-    if torch.is_tensor(data) or isinstance(data, dict): return True
+    if torch.is_tensor(data) or isinstance(data, Mapping): return True
     return isinstance(data, (tuple, list)) and len(data) > 0 and torch.is_tensor(data[0])
 
 def move_batch(batch, device, dtype=None):
     "Move every tensor in `batch` to `device`; floating tensors are cast to `dtype` when given."
     if torch.is_tensor(batch):
         return batch.to(device, dtype if (dtype is not None and batch.is_floating_point()) else None)
-    if isinstance(batch, dict): return {k: move_batch(v, device, dtype) for k, v in batch.items()}
+    if isinstance(batch, Mapping): return {k: move_batch(v, device, dtype) for k, v in batch.items()}  # (a BatchEncoding too)
     if isinstance(batch, (tuple, list)): return type(batch)(move_batch(b, device, dtype) for b in batch)
     return batch
 
 def batch_size(batch)->int:
     "Number of samples in a batch: the leading dimension of its first tensor."
     if torch.is_tensor(batch): return len(batch)
-    vals = batch.values() if isinstance(batch, dict) else batch
+    vals = batch.values() if isinstance(batch, Mapping) else batch
     for v in vals:
-        n = batch_size(v) if isinstance(v, (tuple, list, dict)) or torch.is_tensor(v) else None
+        n = batch_size(v) if isinstance(v, (tuple, list, Mapping)) or torch.is_tensor(v) else None
         if n: return n
     raise CurvatureError("could not find a tensor in the batch to count its samples.")
 
@@ -243,6 +246,40 @@ def _dist_active()->bool:
     "Is a torch.distributed process group initialised?"
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
+# %% ../nbs/01_operator.ipynb #0db4f20a
+_HALF = (torch.float16, torch.bfloat16)
+
+def _mib(n_bytes:int)->str: return f"{n_bytes / 2**20:,.1f} MiB"
+
+def unwrap_compiled(model:nn.Module)->tuple: # (the module to differentiate, notes)
+    "A `torch.compile`d model's original module (`_orig_mod`: the same parameters, uncompiled), with a note."
+    notes = []
+    while type(model).__name__ == "OptimizedModule" and isinstance(getattr(model, "_orig_mod", None), nn.Module):
+        model = model._orig_mod
+        notes.append(f"torch.compile'd model: curvature uses its original module ({type(model).__name__}, the same "
+                     "parameters), since second derivatives do not go through compiled graphs.")
+    return model, notes
+
+def curvature_dtype(model:nn.Module, dtype=None)->tuple: # (dtype to compute in, or None for the model's; notes)
+    "float32 for a half-precision model (on a copy: its memory is in the note), else `dtype` as given."
+    if dtype is not None: return dtype, []
+    ps = list(model.parameters())
+    half = sorted({str(p.dtype).replace("torch.", "") for p in ps if p.dtype in _HALF})
+    if not half: return None, []
+    n = sum(p.numel() for p in ps) + sum(b.numel() for b in model.buffers() if b.is_floating_point())
+    own = sum(p.numel() * p.element_size() for p in ps)
+    return torch.float32, [f"the model's parameters are {'/'.join(half)}: curvature is computed in float32 on a copy "
+                           f"of the model ({_mib(4 * n)} for {n:,} parameters and buffers, beside the model's own "
+                           f"{_mib(own)}); pass dtype=torch.{half[0]} to compute in the model's precision instead."]
+
+def prepare_model(model:nn.Module, # the model as trained: maybe compiled, maybe half precision
+                  dtype=None, # the dtype asked for (None: float32 for half-precision models, else the model's)
+                 )->tuple: # (module, dtype or None, notes)
+    "The module and dtype curvature should use for `model`, and a note for each change made."
+    m, notes = unwrap_compiled(model)
+    dtype, more = curvature_dtype(m, dtype)
+    return m, dtype, notes + more
+
 # %% ../nbs/01_operator.ipynb #ed7942a6
 class Curvature:
     "The Hessian of `loss_fn(model(x), y)` (or `loss_closure(model, batch)`) over `data`, restricted to chosen blocks."
@@ -272,6 +309,8 @@ class Curvature:
         if distributed is not False and (distributed or _dist_active() or _wrapped(model)):
             from localgeom_nb.distributed import resolve_group, unwrap_model
             model, self.group = unwrap_model(model), resolve_group(distributed)
+        model, dtype, self.notes = prepare_model(model, dtype)
+        for note in self.notes: warnings.warn(note, stacklevel=2)
         ps = list(model.parameters())
         if not ps: raise CurvatureError(f"{type(model).__name__} has no parameters: there is no Hessian to compute.")
         meta = [n for n, p in list(model.named_parameters()) + list(model.named_buffers()) if p.is_meta]
@@ -324,16 +363,24 @@ class Curvature:
 # %% ../nbs/01_operator.ipynb #36e0d598
 from fastcore.basics import patch
 
+def _running_stats(model)->list:
+    "(buffer, copy) of the running statistics of every BatchNorm in training mode: our forwards must not move them."
+    return [(b, b.clone()) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
+            for b in m.buffers()]
+
 @patch
 @contextmanager
 def context(self:Curvature):
     "Eval mode (if asked), gradients on and math attention, restoring the modules' training flags afterwards."
     modes = [(m, m.training) for m in self.model.modules()]
     if self.eval_mode: self.model.eval()
+    stats = _running_stats(self.model) if not self.eval_mode else []   # training mode would update them
     try:
         with torch.enable_grad(), math_attention(): yield
     finally:
         for m, t in modes: m.training = t
+        with torch.no_grad():
+            for b, v in stats: b.copy_(v)
 
 # %% ../nbs/01_operator.ipynb #fb32e3a1
 _DEVICE_MSG = "Expected all tensors to be on the same device"

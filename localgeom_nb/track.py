@@ -18,7 +18,7 @@ import pyarrow as pa, pyarrow.parquet as pq
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
 from tqdm.auto import tqdm
-from .operator import Curvature, CurvatureError, move_batch, _wrapped
+from .operator import Curvature, CurvatureError, move_batch, unwrap_compiled, _wrapped
 from .distributed import is_rank0
 from .stats import precond_diag, _WHOLE
 import localgeom_nb.estimators, localgeom_nb.spectrum
@@ -583,8 +583,12 @@ class Tracker:
                  overwrite:bool=False, # replace the run in the `run` folder by a fresh one
                  heartbeat_secs:float=60., # between records, refresh the heartbeat this often at most (None: never)
                  shard_data:bool=False, # in a distributed run, `data` is the whole curvature data: keep this rank's shard
+                 dtype=None, # dtype of the curvature (default: the model's; float32 for half-precision models)
+                 count_fn=None, # `count_fn(batch)`: the targets a mean loss divides by (see `Curvature`)
+                 data_reduction:str=None, # "mean" or "sum" (default: the loss module's, else "mean")
                 ):
         if every < 1: raise CurvatureError(f"every={every} must be a positive number of steps.")
+        model = unwrap_compiled(model)[0]   # a compiled model's parameters carry the names of its `_orig_mod`
         if _wrapped(model):   # DDP: the module it holds (the same parameters, named without `module.`)
             from localgeom_nb.distributed import unwrap_model
             model = unwrap_model(model)
@@ -598,7 +602,8 @@ class Tracker:
         self.heartbeat_secs = heartbeat_secs
         self._shadow = copy.deepcopy(model) if background else None   # the worker's copy: set at each record
         self.curv = Curvature(self._shadow if background else model, loss_fn, data, layers=layers, device=device,
-                              progress=progress, loss_closure=loss_closure)
+                              progress=progress, loss_closure=loss_closure, dtype=dtype, count_fn=count_fn,
+                              data_reduction=data_reduction)
         self._group = self.curv.group   # (rank, world) in a distributed run: records are collective, rank 0 writes
         if self._group is not None and background:
             raise CurvatureError("background=True in a distributed run: the worker thread's collectives would "
