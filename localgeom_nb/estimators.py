@@ -410,6 +410,20 @@ def _fast_local(curv, mod, kind, want, label, chunk=None, progress=False, batche
                 n_prod += s1 - s0
     return {n: (dW.reshape(W.shape) if n.endswith('weight') else db) for n in want}, n_prod
 
+# %% ../nbs/03_estimators.ipynb #3cc543a2
+class _Precision(torch.overrides.TorchFunctionMode):
+    "Records the floating dtypes of the tensors torch functions return (a float64 model may compute parts in float32)."
+    def __init__(self): super().__init__(); self.seen = set()
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in (out if isinstance(out, (tuple, list)) else (out,)):
+            if isinstance(t, torch.Tensor) and t.is_floating_point(): self.seen.add(t.dtype)
+        return out
+
+def _least_precise(dtypes)->torch.dtype:
+    "The dtype with the largest machine epsilon."
+    return max(dtypes, key=lambda d: torch.finfo(d).eps)
+
 # %% ../nbs/03_estimators.ipynb #e6490431
 def _owner(curv, block):
     "The module owning all parameters of `block` and their attribute names, or (None, None)."
@@ -441,7 +455,8 @@ def _plan(curv, blocks, fast)->tuple:
     if cand:   # one forward (with its graph: it shows where each parameter is used) counts calls and positions
         rec = lambda b: lambda m_, args, kw, out: calls[b].append((_first_arg(args, kw), out, out.grad_fn))
         hooks = [m.register_forward_hook(rec(b), with_kwargs=True) for b, (m, _, _) in cand.items()]
-        try: loss = curv.batch_loss(next(curv.batches())[0])
+        try:
+            with _Precision() as prec: loss = curv.batch_loss(next(curv.batches())[0])
         finally:
             for h in hooks: h.remove()
     plan = {}
@@ -463,7 +478,7 @@ def _plan(curv, blocks, fast)->tuple:
         for b, c in zip(blocks, cols):
             if c and plan[b][0] == 'fast': plan[b] = ('columns', 'basis columns are cheaper on another rank',
                                                       curv.block_dim(b))
-    return plan, (curv.dtype if loss is None else loss.dtype)
+    return plan, (curv.dtype if loss is None else _least_precise(prec.seen | {loss.dtype}))
 
 # %% ../nbs/03_estimators.ipynb #502c3841
 _ELEMENTWISE = (nn.Tanh, nn.ReLU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Softplus, nn.LeakyReLU, nn.ELU, nn.Identity)
@@ -871,16 +886,17 @@ def trace(self:Curvature,
           n_probes:int=100, # Hessian-vector products per block (estimators)
           method:str="hutchinson", # "hutchinson", "hutchpp", "xtrace" or "exact" (sum of the exact diagonal)
           layer=None, # one layer (block) (None: the whole selection)
-          per_block:bool=False, # return a dict block -> Estimate, with block-restricted probes
-          seed:int=0, # seed (block k uses seed + k when per_block)
+          per_layer:bool=None, # return a dict layer -> Estimate, with layer-restricted probes
+          seed:int=0, # seed (layer k uses seed + k when per_layer)
           progress:bool=None, # tqdm progress bars (default: `self.progress`)
-          block=None, # old spelling of `layer`
+          block=None, per_block:bool=None, # old spellings of `layer` and `per_layer`
           **kwargs, # for method="exact": passed to `diagonal` (force, max_seconds, fast, ...)
          ): # `Estimate`, or dict block -> `Estimate`
     "Trace of the Hessian (of a layer, the selection, or per layer) with its standard error."
     layer = renamed_kw(layer, block, "layer", "block", "Curvature.trace")
-    if per_block:
-        if layer is not None: raise CurvatureError("trace: pass either layer= or per_block=True, not both.")
+    per_layer = renamed_kw(per_layer, per_block, "per_layer", "per_block", "Curvature.trace")
+    if per_layer:
+        if layer is not None: raise CurvatureError("trace: pass either layer= or per_layer=True, not both.")
         return {b: self.trace(n_probes, method, b, seed=seed + k, progress=progress, **kwargs) for k, b in enumerate(self.blocks)}
     progress = self.progress if progress is None else progress
     if method == "exact":
