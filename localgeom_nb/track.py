@@ -18,10 +18,12 @@ import pyarrow as pa, pyarrow.parquet as pq
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
 from tqdm.auto import tqdm
+from .precond import PreconditionedOperator, PreconditionerError, optimizer_kind, preconditioner, stability_threshold
 from .operator import Curvature, CurvatureError, move_batch, unwrap_compiled, _wrapped
 from .distributed import is_rank0
 from .stats import precond_diag, _WHOLE
-import localgeom_nb.estimators, localgeom_nb.spectrum
+import localgeom_nb.estimators
+from .spectrum import lanczos
 
 # %% ../nbs/07_track.ipynb #e24b2aee
 RUNS_SCHEMA = {"run_id": "str", "optimizer": "str", "seed": "int64", "step": "int64", "layer": "str", "stat": "str",
@@ -586,6 +588,7 @@ class Tracker:
                  dtype=None, # dtype of the curvature (default: the model's; float32 for half-precision models)
                  count_fn=None, # `count_fn(batch)`: the targets a mean loss divides by (see `Curvature`)
                  data_reduction:str=None, # "mean" or "sum" (default: the loss module's, else "mean")
+                 sharpness:bool=False, # also record lambda_1 of H (`sharpness`) and of P^-1/2 H P^-1/2 (`precond_sharpness`) per layer, and the optimizer's `stability_threshold`
                 ):
         if every < 1: raise CurvatureError(f"every={every} must be a positive number of steps.")
         model = unwrap_compiled(model)[0]   # a compiled model's parameters carry the names of its `_orig_mod`
@@ -597,6 +600,10 @@ class Tracker:
             if is_distributed(): data = shard(data)
         self.model, self.every, self.method, self.seed, self.whole = model, int(every), method, int(seed), whole
         self.stats = tuple(stats) + (("trace",) if trace and "trace" not in stats else ()) + (("top_eig",) if top_eig and "top_eig" not in stats else ())
+        if sharpness and background:
+            raise CurvatureError("sharpness=True needs the optimizer's state at the record: record in the loop (background=False).")
+        self.sharpness, self._v0 = sharpness, {}   # warm starts: (stat, layer) -> the previous record's top vector
+        self.stats += ("sharpness", "precond_sharpness") if sharpness else ()
         self.top_eig, self.precond, self.n_probes, self.flush_every, self.flush_secs = top_eig, precond, n_probes, flush_every, flush_secs
         self.stats_kw, self.optimizer_name, self.max_seconds = dict(stats_kw or {}), optimizer_name, max_seconds
         self.heartbeat_secs = heartbeat_secs
@@ -688,7 +695,7 @@ def _layer_stats(self:Tracker, P)->list:
 
 # %% ../nbs/07_track.ipynb #d53b3d57
 @patch
-def _rows(self:Tracker, st:list, step:int, loss:float, eval_loss:float, seconds:float, when:float)->dict:
+def _rows(self:Tracker, st:list, step:int, loss:float, eval_loss:float, seconds:float, when:float, extra=None)->dict:
     "Tidy rows (as columns) for one record, from the `layer_stats` rows `st`."
     exact, cols = self.method == "exact", dict(layer=[], stat=[], value=[], stderr=[])
     def add(layer, stat, value, se):
@@ -698,7 +705,8 @@ def _rows(self:Tracker, st:list, step:int, loss:float, eval_loss:float, seconds:
     if self.precond and "r_med_precond" in have: stats.append("r_med_precond")
     for r in st:
         for s in stats: add(r["layer"], s, r.get(s, math.nan), math.nan if exact or s not in _STDERR else float(r.get(_STDERR[s], math.nan)))
-    for s, v in (("loss", loss), ("eval_loss", eval_loss), ("track_seconds", seconds)): add(_WHOLE, s, v, math.nan)
+    for s, v in (("loss", loss), ("eval_loss", eval_loss), ("track_seconds", seconds), *(extra or {}).items()):
+        add(_WHOLE, s, v, math.nan)
     n, cfg = len(cols["layer"]), self.store.config
     key = (self.store.run_id, str(cfg.get("optimizer", "")), tuple(cols["layer"]), tuple(cols["stat"]))
     if key not in self._strs:                         # string columns are the same record after record: made once
@@ -742,7 +750,7 @@ def step(self:Tracker, step:int, # the training step (number of optimizer update
         with self._section(step):
             P = precond_diag(optimizer, self.model) if self.precond and optimizer is not None else None
             snap = training_state(self.model, optimizer, step) if checkpoint and self.store.path is not None else None
-            out = self._compute(P, step, loss, self.store.elapsed())
+            out = self._compute(P, step, loss, self.store.elapsed(), self._sharp_inputs(optimizer))
         rows = self._finish(out, step, snap)
     else:
         P = precond_diag(optimizer, self.model) if self.precond and optimizer is not None else None
@@ -780,13 +788,14 @@ def _section(self:Tracker, step:int):
     return collective(f"the tracker's record at step {step}")
 
 @patch
-def _compute(self:Tracker, P, step:int, loss, when:float)->tuple:
+def _compute(self:Tracker, P, step:int, loss, when:float, sharp=None)->tuple:
     "The record's rows, and its notes (layer -> why R_med is inf), in the worker thread in background mode."
     t0 = time.perf_counter()
     st = self._layer_stats(P)
+    extra = self._add_sharpness(st, *sharp) if sharp is not None else {}
     info = self.curv.last_info
     eval_loss = info["loss"] if info.get("route") == "mlp" else self.curv.loss()
-    cols = self._rows(st, step, eval_loss if loss is None else loss, eval_loss, time.perf_counter() - t0, when)
+    cols = self._rows(st, step, eval_loss if loss is None else loss, eval_loss, time.perf_counter() - t0, when, extra)
     return pd.DataFrame(cols, copy=False), {r["layer"]: r["note"] for r in st if r.get("note")}
 
 @patch
@@ -851,6 +860,37 @@ def __exit__(self:Tracker, exc_type, exc, tb):
         if not issubclass(exc_type, OSError):
             warnings.warn(f"run {self.store.run_id!r}: the last records were not written ({e})")
     return False
+
+# %% ../nbs/07_track.ipynb #eb16f47e
+@patch
+def _sharp_inputs(self:Tracker, optimizer)->tuple|None:
+    "What the sharpness stats need from the optimizer now: (P per parameter or None for GD/SGD, its stability threshold)."
+    if not self.sharpness: return None
+    if optimizer is None: return None, math.nan
+    try: thr = stability_threshold(optimizer)
+    except (PreconditionerError, CurvatureError): thr = math.nan
+    try: P = None if optimizer_kind(optimizer) == "sgd" else preconditioner(self.curv, optimizer)
+    except PreconditionerError: P = {}                  # no state yet (step 0): no preconditioned sharpness
+    return P, thr
+
+@patch
+def _add_sharpness(self:Tracker, st:list, P, thr:float)->dict:
+    "Add `sharpness` and `precond_sharpness` to each row of `st` (Lanczos, warm-started); the model-level values."
+    for r in st:
+        layer = None if r["layer"] == _WHOLE else r["layer"]
+        r["sharpness"] = self._top("sharpness", layer, self.curv.operator(layer))
+        if P is None: r["precond_sharpness"] = r["sharpness"]        # GD/SGD: P = I
+        elif P: r["precond_sharpness"] = self._top("precond_sharpness", layer, PreconditionedOperator(self.curv, P, layer))
+        else: r["precond_sharpness"] = math.nan
+    return dict(stability_threshold=thr)
+
+@patch
+def _top(self:Tracker, stat:str, layer, op)->float:
+    "lambda_1 of `op` by Lanczos, started from the previous record's top vector of the same stat and layer."
+    r = lanczos(op, k=1, tol=1e-4, v0=self._v0.get((stat, layer)), seed=self.seed)
+    self._v0[(stat, layer)] = r.vectors[0]
+    self.n_sharp_hvp = getattr(self, "n_sharp_hvp", 0) + r.n_hvp
+    return float(r.values[0])
 
 # %% ../nbs/07_track.ipynb #c094bfba
 Training = namedtuple("Training", "status step loss")
