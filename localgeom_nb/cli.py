@@ -142,6 +142,9 @@ def _compare_args(c:argparse.ArgumentParser):
     c.add_argument("--formats", type=_formats, default=list(_FORMATS), metavar="LIST", help="chart formats from html,png,svg (default: all)")
     c.add_argument("--no-charts", action="store_true", help="skip the charts")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
+    c.add_argument("--nproc", type=_positive, default=1, metavar="N",
+                   help="split the curvature data over N processes (torch.distributed, gloo on CPU, nccl on GPUs): the "
+                        "same records as one process; under torchrun/srun the launcher's ranks are used instead")
     c.add_argument("--background", action="store_true",
                    help="compute the curvature records in a worker thread while training goes on (same numbers; default: in the training loop)")
 
@@ -390,7 +393,34 @@ def _layers_of(d:"pd.DataFrame", spec:str, where:str)->list|None:
                       "no layer is in every run: show one model's runs at a time (localgeom show FOLDER)"))
 
 # %% ../nbs/11_cli.ipynb #daca48e8
+def _relaunch(a)->int:
+    "Run this same `compare` under torch's launcher with `a.nproc` local processes; its exit code."
+    import subprocess
+    args, skip = [], False
+    for x in a.argv:                                    # the arguments as given, less --nproc
+        if skip: skip = False; continue
+        if x == "--nproc": skip = True; continue
+        if not x.startswith("--nproc="): args.append(x)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={a.nproc}",
+           "-m", "localgeom_nb.cli", *args]
+    return subprocess.call(cmd)
+
 def _compare(a)->int:
+    import os
+    if a.nproc > 1 and "RANK" not in os.environ: return _relaunch(a)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:      # launched by torchrun (or by --nproc): join the group
+        from localgeom_nb.distributed import init_distributed
+        if init_distributed()[0] != 0: a.quiet = True
+        r = _compare_ranks(a)
+        return r if _rank() == 0 else 0
+    return _compare_ranks(a)
+
+def _rank()->int:
+    import torch.distributed as dist
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+def _compare_ranks(a)->int:
+    "`compare` on this process: every rank trains and records collectively; rank 0 alone writes and prints."
     import torch
     from localgeom_nb.operator import resolve_device, select_blocks
     ex = _exp()
@@ -409,6 +439,7 @@ def _compare(a)->int:
                                progress=not a.quiet, method=a.method, n_probes=a.n_probes, threads=None,
                                layers=layers, background=a.background)
     secs = time.perf_counter() - t0
+    if _rank() != 0: return 0                           # the run store, charts and summary are rank 0's
     root = Path(a.out)/task.name
     cfgs = _configs(root) if root.exists() else []
     runs, missing = _run_report(cfgs, df)
@@ -473,6 +504,7 @@ def main(argv=None, # arguments (default: sys.argv[1:])
     "Entry point of the `localgeom` console script."
     p = build_parser()
     a = p.parse_args(argv)
+    a.argv = list(sys.argv[1:] if argv is None else argv)
     if a.command is None:
         p.print_help()
         return 0

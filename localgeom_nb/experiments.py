@@ -141,7 +141,7 @@ def run_one(task, # task name or `Task`
     model = task.model(seed).to(dev)
     opt = cls(model.parameters(), **kw)
     cfg = _run_config(task, name, cls, kw, seed, steps)
-    with Tracker(model, task.loss_fn, task.eval_batch(), every=every, layers=layers, run=folder, method=method or task.method, n_probes=n_probes or task.n_probes, precond=precond, optimizer_name=name,
+    with Tracker(model, task.loss_fn, task.eval_batch(), every=every, shard_data=True, layers=layers, run=folder, method=method or task.method, n_probes=n_probes or task.n_probes, precond=precond, optimizer_name=name,
                  seed=seed, device=dev, config=cfg, background=background) as tr:
         track_training(model, opt, task.loader(seed), task.loss_fn, steps, tr, progress=progress, desc=desc)
     return tr.df

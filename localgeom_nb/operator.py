@@ -535,10 +535,10 @@ def graphs(self:Curvature):
     if self.single and self.cache_graph:
         if self._graph is None or self._graph_key != self._state_key():
             self._graph, self._graph_key = None, None
-            b, _ = next(self.batches())
+            b, self._graph_w = next(self.batches())   # (1, or this rank's share of the targets)
             # keyed after the forward pass, which may itself update buffers (BatchNorm in training mode)
             self._graph, self._graph_key = self._grads(b), self._state_key()
-        yield self._graph, 1.0
+        yield self._graph, self._graph_w
     else:
         for b, w in self.batches(): yield self._grads(b), w
 

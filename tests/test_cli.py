@@ -67,6 +67,22 @@ def test_background_gives_the_same_records(compared, tmp_path):
     assert (a.value - b.value).abs().max() <= 1e-9 * a.value.abs().max()
 
 
+def test_nproc_gives_the_same_records(compared, tmp_path):
+    "`--nproc 2` relaunches under torch's launcher (gloo): each process holds half the curvature data, rank 0 writes."
+    from localgeom_nb.track import load_runs
+    tmp, _ = compared
+    r = cli("compare", "--task", "digits-mlp", "--optimizers", "sgd,adam", "--steps", "10", "--every", "5",
+            "--seeds", "2", "--out", "runs", "--device", "cpu", "--quiet", "--no-charts", "--nproc", "2", cwd=tmp_path,
+            timeout=400)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert r.stdout.count("# localgeom compare: digits-mlp") == 1              # printed by rank 0 only
+    key = ["run_id", "step", "layer", "stat"]
+    a, b = (load_runs(d/"runs").query("stat not in ('track_seconds', 'loss', 'eval_loss')").sort_values(key)
+            .reset_index(drop=True) for d in (tmp, tmp_path))
+    assert a[key].equals(b[key]) and len(a) > 0
+    assert ((a.value - b.value).abs() <= 1e-5 * a.value.abs() + 1e-12).all()   # float32: the order of the sums differs
+
+
 def test_show(compared, capsys):
     tmp, _ = compared
     r = cli("show", "runs", cwd=tmp)

@@ -113,6 +113,9 @@ def _worker(r, port, tmp, q):
         sum_curv = Curvature(_mlp(), nn.CrossEntropyLoss(reduction="sum"), data, device="cpu")
         out.update(_checks(curv, net_curv, sum_curv))
         v = torch.randn(curv.dim, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        one = Curvature(_mlp(), nn.CrossEntropyLoss(), (Xs, ys), device="cpu")   # one batch a rank: a cached graph
+        out["one_batch_hvp"] = [one.hvp_flat(v), one.hvp_flat(v)]
+        out["one_batch_diag"] = one.diagonal(verify=2)
         ddp = DDP(_mlp())
         out["ddp_hvp"] = Curvature(ddp, nn.CrossEntropyLoss(), data, device="cpu").hvp_flat(v)
         out["local_hvp"] = Curvature(_mlp(), nn.CrossEntropyLoss(), data, device="cpu", distributed=False).hvp_flat(v)
@@ -242,6 +245,14 @@ def test_ddp_model_gives_the_global_product(ranks, single):
     for r in range(WORLD):
         _close(res[r]["ddp_hvp"], single["hvp"], 1e-10, "ddp")
         assert np.abs(res[r]["local_hvp"] - single["hvp"]).max() > 1e-6   # distributed=False: this shard only
+
+
+def test_one_batch_per_rank(ranks, single):
+    "A single batch on each rank caches its graph: the cached product is weighted by the rank's share too."
+    res, _ = ranks
+    for r in range(WORLD):
+        for h in res[r]["one_batch_hvp"]: _close(h, single["hvp"], 1e-10, "one batch")
+        _close(res[r]["one_batch_diag"], single["diag_cols"], 1e-10, "one batch diag")
 
 
 def test_fsdp_refused(ranks):
