@@ -208,7 +208,7 @@ def _seeds_text(df, opts:list, stat:str=None)->str:
     if len({tuple(v) for v in by.values()}) == 1: return "seeds: " + ", ".join(map(str, next(iter(by.values()))))
     return "seeds: " + "; ".join(f"{o} {', '.join(map(str, v)) or 'none'}" for o, v in by.items())
 
-def _loss_table(df)->"pd.DataFrame":
+def _loss_table(df): # -> a pandas DataFrame
     "Final training loss and loss on the curvature data per optimizer (mean ± std over the seeds loaded)."
     import pandas as pd
     last = df[df["layer"] == _MODEL]
@@ -241,7 +241,7 @@ def _pick_layers(spec:str, # `--layers` as given: "fc1,fc2", "fc1" or a regex li
     return hit
 
 # %% ../nbs/11_cli.ipynb #d0066661
-def summary_markdown(df:"pd.DataFrame", # runs table
+def summary_markdown(df, # runs table (a pandas DataFrame)
                      ratio:tuple=None, # (num, den); default: sgd/adam if present, else the first two optimizers
                      title:str="localgeom", # first heading
                      info:list=(), # extra "- key: value" lines for the settings section
@@ -292,7 +292,7 @@ def summary_markdown(df:"pd.DataFrame", # runs table
     return "\n".join(lines)
 
 # %% ../nbs/11_cli.ipynb #278da5dc
-def write_charts(df:"pd.DataFrame", # runs table
+def write_charts(df, # runs table (a pandas DataFrame)
                  folder, # where to write
                  ratio:tuple=None, # (num, den) for the ratio chart
                  formats=_FORMATS, # any of "html", "png", "svg"
@@ -333,7 +333,7 @@ def _configs(path)->list:
     return out
 
 def _run_report(cfgs:list, # configs of the runs (dicts with run_id, status, path)
-                df:"pd.DataFrame", # the metrics actually loaded
+                df, # the metrics actually loaded (a pandas DataFrame)
                )->tuple: # ("4 complete, 1 stale: process gone (adam-s1)", [finished run ids without metrics])
     "Counts of the runs by status, naming those not complete, and the finished runs whose metrics did not load."
     loaded, counts, named, missing = set(df["run_id"]), {}, {}, []
@@ -347,7 +347,7 @@ def _run_report(cfgs:list, # configs of the runs (dicts with run_id, status, pat
     if missing: parts.append(f"metrics missing for {', '.join(missing)} (left out)")
     return ", ".join(parts), missing
 
-def _load_runs(path)->"pd.DataFrame":
+def _load_runs(path): # -> a pandas DataFrame
     "`load_runs(path)`, skipping damaged files (each skip is a warning naming the file)."
     from localgeom_nb.track import load_runs
     return load_runs(path, on_error="skip")
@@ -369,7 +369,7 @@ def _warn_missing(cmd:str, shown:list, missing:list):
     if quiet: print(f"localgeom {cmd}: warning: the config of {', '.join(quiet)} says finished, but no metrics were "
                     "found: left out of the summary (to recompute, delete the run folder and rerun compare)", file=sys.stderr)
 
-def _layers_of(d:"pd.DataFrame", spec:str, where:str)->list|None:
+def _layers_of(d, spec:str, where:str)->list|None: # d: a pandas DataFrame
     "The layers to report for runs `d`: `--layers` if given, else all (None), unless the runs' layers differ."
     import pandas as pd
     r = d[(d["stat"] == "r_med") & (d["layer"] != _MODEL)]
