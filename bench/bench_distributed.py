@@ -24,7 +24,7 @@ def _worker(rank, world, port, args, q):
     warnings.simplefilter("ignore")
     import torch.distributed as dist
     if world > 1: dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
-    import localgeom_nb.estimators, localgeom_nb.spectrum, localgeom_nb.stats
+    import localgeom_nb.diagonal, localgeom_nb.spectrum, localgeom_nb.stats
     from localgeom_nb.operator import Curvature
     from localgeom_nb.distributed import shard
     from localgeom_nb.models import MLP
@@ -43,7 +43,7 @@ def _worker(rank, world, port, args, q):
     e = curv.eigenvalues(5, max_iter=args.lanczos_steps, tol=1e-3, multiplicity=False)
     out["top5"], out["top5_values"] = time.perf_counter() - t0, e.values.tolist()
     out["diag"] = _median(lambda: curv.diagonal(verify=0), 1)
-    out["route"] = curv.last_info.get("route")
+    out["route"] = curv.diagonal(verify=0).route
     tr = Tracker(model, nn.CrossEntropyLoss(), data, every=1, device="cpu")
     tr._checked = True   # the steady state: the first record alone checks the diagonal's route (basis products)
     out["record"] = _median(lambda: tr.step(tr.n_records, force=True), 1)

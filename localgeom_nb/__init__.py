@@ -2,11 +2,12 @@ __version__ = "0.1.0"
 # Local geometry of neural-network losses along training trajectories.
 # The one hand-written module: it re-exports the public API of the exported modules, lazily (PEP 562), so that
 # `import localgeom_nb.plots` or the CLI's `--help` do not pay for importing torch.
-import importlib as _il
+import importlib as _il, sys as _sys
 
 # modules that patch methods onto `Curvature` are imported together, so `lg.Curvature(...)` has all its methods
-_CORE = ["oracle", "operator", "spectrum", "estimators", "precond", "stats", "data", "models", "track", "experiments"]
-_LAZY = ["plots", "explorer", "cli", "docs", "hf", "callbacks"]
+_CORE = ["oracle", "operator", "spectrum", "estimators", "mlp_diag", "diagonal", "piecewise", "precond", "stats", "data",
+         "models", "store", "track", "experiments"]
+_LAZY = ["plots", "verdict", "session", "explorer", "cli", "docs", "hf", "callbacks"]
 
 def _index():
     "Public name -> submodule, from nbdev's symbol index."
@@ -30,6 +31,8 @@ def _load(short):
         raise
 
 def __getattr__(name):
+    sub = _sys.modules.get(f"{__name__}.{name}")
+    if sub is not None: return sub      # a submodule still importing (`import localgeom_nb.x as x` asks for it here)
     short = _NAMES.get(name) or next((m for m in _CORE + _LAZY if name in getattr(_load(m), "__all__", ())), None)
     if short is None: raise AttributeError(f"module 'localgeom_nb' has no attribute {name!r}")
     if short in _CORE:

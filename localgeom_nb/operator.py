@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['CurvatureError', 'renamed_kw', 'resolve_device', 'select_blocks', 'is_single_batch', 'move_batch', 'batch_size',
-           'fingerprint', 'same_fingerprint', 'count_targets', 'hf_labels_count', 'loss_spec', 'unwrap_compiled',
-           'curvature_dtype', 'prepare_model', 'Curvature', 'HessianOperator', 'DenseOperator', 'to_dense',
+           'fingerprint', 'same_fingerprint', 'count_targets', 'hf_labels_count', 'loss_spec', 'is_wrapped',
+           'unwrap_compiled', 'curvature_dtype', 'prepare_model', 'Curvature', 'is_oom', 'free_after_oom',
+           'LinearOperator', 'HessianOperator', 'DenseOperator', 'as_operator', 'to_dense', 'graph_reaches',
            'make_generator', 'rademacher', 'torch_threads']
 
 # %% ../nbs/01_operator.ipynb #34f3d9c3
@@ -237,10 +238,11 @@ def _has_train_sensitive(model):
 
 _WRAPPERS = {"DistributedDataParallel", "DataParallel", "FullyShardedDataParallel", "FSDPModule"}
 
-def _wrapped(model)->bool:
+def is_wrapped(model)->bool:
     "Is `model` a DDP/DataParallel/FSDP wrapper, or are its parameters sharded? (a cheap check by class names)"
     if any(c.__name__ in _WRAPPERS for c in type(model).__mro__): return True
     return any(type(p).__name__ in ("DTensor", "FlatParameter") for p in model.parameters())
+
 
 def _dist_active()->bool:
     "Is a torch.distributed process group initialised?"
@@ -306,7 +308,7 @@ class Curvature:
             raise CurvatureError("data is required: one (inputs, targets) batch or an iterable of batches.")
         self.device = resolve_device(device)
         self.group = None   # (rank, world) when products are summed over the ranks of a process group
-        if distributed is not False and (distributed or _dist_active() or _wrapped(model)):
+        if distributed is not False and (distributed or _dist_active() or is_wrapped(model)):
             from localgeom_nb.distributed import resolve_group, unwrap_model
             model, self.group = unwrap_model(model), resolve_group(distributed)
         model, dtype, self.notes = prepare_model(model, dtype)
@@ -349,7 +351,7 @@ class Curvature:
         self._random_forward = not eval_mode and any(  # dropout in training mode: a new mask at every forward pass
             isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 and m.training for m in model.modules())
         self._sizes, self._graph, self._graph_key, self._src_key = None, None, None, None
-        self.n_hvp, self.last_info = 0, {}
+        self.n_hvp = 0
         if eval_mode and model.training and _has_train_sensitive(model):
             warnings.warn("the model is in training mode; curvature is evaluated in eval mode (BatchNorm running "
                           "statistics, no dropout). Pass eval_mode=False to keep training mode.", stacklevel=2)
@@ -418,7 +420,7 @@ def _values(ts:list)->bytes:
     with torch.no_grad(): parts = [t.detach().reshape(-1)[::max(1, t.numel() // 8)][:8] for t in ts if t.numel()]
     return torch.cat(parts).double().cpu().numpy().tobytes() if parts else b""
 
-def _key(tensors)->tuple:
+def _tensor_state(tensors)->tuple:
     "Storage, version and a few values of each tensor: an in-place update changes `_version`, except `p.data.add_` and fused optimizer kernels (`AdamW(fused=True)`, the HF Trainer's default), which only the values show."
     ts = list(tensors)
     return tuple((t.data_ptr(), t._version) for t in ts) + (_values(ts),)
@@ -427,7 +429,7 @@ def _key(tensors)->tuple:
 def _state_key(self:Curvature, model=None)->tuple:
     "The state of the parameters and buffers of `model` (default: ours): it changes with any update of either."
     m = self.model if model is None else model
-    return _key(m.parameters()) + _key(m.buffers())
+    return _tensor_state(m.parameters()) + _tensor_state(m.buffers())
 
 @patch
 def _sync(self:Curvature):
@@ -439,6 +441,11 @@ def _sync(self:Curvature):
             for q, p in zip(self.model.parameters(), self.source.parameters()): q.copy_(p)
             for q, p in zip(self.model.buffers(), self.source.buffers()): q.copy_(p)
         self._src_key, self._graph = k, None
+
+@patch
+def sync(self:Curvature):
+    "Bring the curvature's copy of the model up to date with the user's weights (a no-op without a copy)."
+    self._sync()
 
 # %% ../nbs/01_operator.ipynb #6fb27e10
 @patch
@@ -543,9 +550,12 @@ def graphs(self:Curvature):
         for b, w in self.batches(): yield self._grads(b), w
 
 @patch
-def clear_cache(self:Curvature):
+def clear_cache(self:Curvature,
+                weights:bool=False, # also forget the state of the user's weights, so that the next product re-copies them
+               ):
     "Free the cached gradient graph (it holds the activations of the batch)."
     self._graph = self._graph_key = None
+    if weights: self._src_key = None
 
 # %% ../nbs/01_operator.ipynb #72b6ebb3
 @patch
@@ -583,10 +593,16 @@ def unflatten(self:Curvature, flat, layer=None, *, block=None)->dict:
     return {n: c.reshape(*lead, *self.shapes[n]) for n, c in zip(names, flat.split(sizes, dim=-1))}
 
 # %% ../nbs/01_operator.ipynb #2f4c2f07
-def _is_oom(e): return isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in str(e).lower()
+def is_oom(e:BaseException)->bool:
+    "Is `e` an out-of-memory error (CUDA's own, or an error saying so)?"
+    return isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in str(e).lower()
+
+def free_after_oom(device):
+    "Release the cached memory blocks after an out-of-memory error, so that a smaller retry can fit."
+    if torch.device(device).type == "cuda": torch.cuda.empty_cache()
 
 @patch
-def _apply(self:Curvature, gsel, psel, V):
+def _batch_hvps(self:Curvature, gsel, psel, V):
     "H_block @ V for one batch graph: `V` is a list of `[k, *shape]` tensors; returns the same."
     k = V[0].shape[0]
     live = [i for i, g in enumerate(gsel) if g is not None and g.requires_grad]
@@ -598,19 +614,21 @@ def _apply(self:Curvature, gsel, psel, V):
         c = min(self.chunk_size, k - s)
         try:
             if c == 1:
-                hv = torch.autograd.grad(gl, pl, grad_outputs=[V[i][s] for i in live], retain_graph=True, allow_unused=True)
+                hv = torch.autograd.grad(gl, pl, grad_outputs=[V[i][s] for i in live], retain_graph=True,
+                                         allow_unused=True)
                 hv = [None if h is None else h[None] for h in hv]
             else:
                 hv = torch.autograd.grad(gl, pl, grad_outputs=[V[i][s:s+c] for i in live], retain_graph=True,
                                          allow_unused=True, is_grads_batched=True)
         except RuntimeError as e:
-            if c > 1 and _is_oom(e):
+            if c > 1 and is_oom(e):
                 self.chunk_size = max(1, c // 2)
                 warnings.warn(f"out of memory with {c} probes per batch; continuing with {self.chunk_size}.")
-                if self.device.type == "cuda": torch.cuda.empty_cache()
+                free_after_oom(self.device)
                 continue
             if c > 1:  # no batching rule for some op: fall back to a loop
-                self.chunk_size = 1; continue
+                self.chunk_size = 1
+                continue
             raise
         for j, i in enumerate(live):
             if hv[j] is not None: out[i][s:s+c] = hv[j]
@@ -625,7 +643,7 @@ def _hvp_probes(self:Curvature, V:list, names:list)->list:
     acc = [torch.zeros_like(v) for v in V]
     def local():
         for grads, w in self.graphs():
-            hv = self._apply([grads[i] for i in idx], psel, V)
+            hv = self._batch_hvps([grads[i] for i in idx], psel, V)
             for a, h in zip(acc, hv): a.add_(h, alpha=w)
     if self.group is None: local()
     else:   # the weighted products of every rank's shard, summed; a rank failing here ends the others
@@ -672,8 +690,38 @@ def hvp(self:Curvature, v, # dict name -> tensor (its keys choose the parameters
         return {n: o[0] for n, o in zip(names, out)}
     return self.hvp_flat(v, layer)
 
+# %% ../nbs/01_operator.ipynb #ae81f843
+def _op_name(op)->str:
+    "A name for error messages: the block of an operator over a `Curvature`, else the operator's class."
+    b = getattr(op, 'block', None)
+    return repr(b) if b is not None else type(op).__name__
+
+class LinearOperator:
+    "A symmetric linear map on flat vectors: `dim`, `device`, `dtype`, `matmat` (columns), `matvec` and `@`."
+    dim:int; device:torch.device; dtype:torch.dtype
+    def _matmat(self, X:torch.Tensor)->torch.Tensor:
+        "`A @ X` for one chunk of columns `X` `[dim, c]`: what a subclass defines."
+        raise NotImplementedError(f"{type(self).__name__} defines no _matmat")
+    def probe_chunk(self, chunk:int=None)->int:
+        "Columns per `_matmat` call: `chunk`, else 64 bounded to ~256 MiB of probes."
+        if chunk: return int(chunk)
+        item = torch.empty((), dtype=self.dtype).element_size()
+        return int(max(1, min(64, 2**28 // max(1, self.dim * item))))
+    def matmat(self, X:torch.Tensor, # probes as columns, `[dim, k]`
+               chunk:int=None, # columns per product call (default: `probe_chunk()`)
+              )->torch.Tensor: # `A @ X`, `[dim, k]`
+        "`A @ X`, applied chunk by chunk, refusing NaN/Inf results."
+        c, k = self.probe_chunk(chunk), X.shape[1]
+        Y = self._matmat(X) if k <= c else torch.cat([self._matmat(X[:, i:i + c]) for i in range(0, k, c)], dim=1)
+        if not torch.isfinite(Y).all():
+            raise CurvatureError(f"the Hessian-vector products of {_op_name(self)} contain NaN/Inf: "
+                                 "the curvature is not finite at this iterate (check the loss and inputs).")
+        return Y
+    def matvec(self, v:torch.Tensor)->torch.Tensor: return self.matmat(v[:, None])[:, 0]
+    def __matmul__(self, x:torch.Tensor)->torch.Tensor: return self.matvec(x) if x.dim() == 1 else self.matmat(x)
+
 # %% ../nbs/01_operator.ipynb #41a3b391
-class HessianOperator:
+class HessianOperator(LinearOperator):
     "The Hessian of a `Curvature` restricted to one layer, as a linear operator on flat vectors."
     def __init__(self, curv:Curvature, layer=None, *, block=None):
         self.curv, self.layer = curv, renamed_kw(layer, block, "layer", "block", "HessianOperator")
@@ -686,14 +734,14 @@ class HessianOperator:
         c = self.curv
         return not (c.data_moved or (c._random_forward and not (c.single and c.cache_graph)))
     def matvec(self, v): return self.curv.hvp_flat(v, self.layer)
-    def matmat(self, V): return self.curv.hvp_batch(V, self.layer)
+    def _matmat(self, X): return self.curv.hvp_batch(X.T, self.layer).T   # (the Curvature takes probes as rows)
     def __repr__(self): return f"HessianOperator(layer={self.layer!r}, dim={self.dim})"
 
-class DenseOperator:
+class DenseOperator(LinearOperator):
     "An explicit symmetric matrix as a linear operator (for tests and tiny problems)."
     def __init__(self, H:torch.Tensor): self.H, self.dim, self.device, self.dtype = H, H.shape[0], H.device, H.dtype
     def matvec(self, v): return self.H @ v
-    def matmat(self, V): return V @ self.H.T
+    def _matmat(self, X): return (X.T @ self.H.T).T   # (as rows: the numbers of a batch of row probes)
     def __repr__(self): return f"DenseOperator(dim={self.dim})"
 
 @patch
@@ -702,9 +750,45 @@ def operator(self:Curvature, layer=None, *, block=None)->HessianOperator:
     return HessianOperator(self, renamed_kw(layer, block, "layer", "block", "operator"))
 
 # %% ../nbs/01_operator.ipynb #a7ac2164
+class _DuckOperator(LinearOperator):
+    "A duck-typed operator (`dim`, `device`, `dtype`, `matmat` on columns) seen as a `LinearOperator`."
+    def __init__(self, op): self.op, self.dim, self.device, self.dtype = op, op.dim, op.device, op.dtype
+    def _matmat(self, X): return self.op.matmat(X)
+    def __getattr__(self, name): return getattr(self.__dict__["op"], name)   # `block`, `fixed`, `curv`, ...
+    def __repr__(self): return repr(self.op)
+
+def as_operator(op)->LinearOperator:
+    "`op` as a `LinearOperator`: as it is, a plain tensor as a `DenseOperator`, or a duck-typed operator wrapped."
+    if isinstance(op, LinearOperator): return op
+    if torch.is_tensor(op):
+        if op.dim() != 2 or op.shape[0] != op.shape[1]:
+            raise CurvatureError(f"a matrix operator must be square, got shape {tuple(op.shape)}.")
+        return DenseOperator(op)
+    missing = [a for a in ("dim", "device", "dtype", "matmat") if not hasattr(op, a)]
+    if missing: raise CurvatureError(f"{type(op).__name__} lacks {missing}: pass a linear operator such as "
+                                     "`curv.operator()`, `DenseOperator(H)` or a square tensor.")
+    return _DuckOperator(op)
+
 def to_dense(op)->torch.Tensor:
     "Materialise a (small) operator as a dense matrix, column by column."
-    return op.matmat(torch.eye(op.dim, device=op.device, dtype=op.dtype)).T
+    op = as_operator(op)
+    return op.matmat(torch.eye(op.dim, device=op.device, dtype=op.dtype))
+
+# %% ../nbs/01_operator.ipynb #4a1ba9ee
+def graph_reaches(roots, # autograd nodes to start from (None entries are skipped)
+                  params, # tensors whose AccumulateGrad nodes are looked for
+                  stop=None, # a node whose inputs are not followed
+                 )->bool:
+    "Does the autograd graph below `roots` reach one of `params`?"
+    want, seen, todo = {id(p) for p in params}, set(), [r for r in roots if r is not None]
+    while todo:
+        n = todo.pop()
+        if n is stop or n in seen: continue
+        seen.add(n)
+        v = getattr(n, 'variable', None)
+        if v is not None and id(v) in want: return True
+        todo.extend(f for f, _ in n.next_functions if f is not None)
+    return False
 
 # %% ../nbs/01_operator.ipynb #86a64169
 def make_generator(seed:int, device)->torch.Generator:

@@ -4,8 +4,7 @@
 
 # %% auto #0
 __all__ = ['Sharpness', 'PreconditionerError', 'optimizer_kind', 'preconditioner', 'PreconditionedOperator', 'precond_operator',
-           'precond_diagonal', 'stability_threshold', 'sharpness', 'precond_sharpness', 'sharpness_chart',
-           'edge_summary']
+           'precond_diagonal', 'stability_threshold', 'sharpness', 'precond_sharpness', 'edge_chart', 'edge_summary']
 
 # %% ../nbs/04a_precond.ipynb #871312cc
 import math
@@ -13,9 +12,10 @@ from collections import namedtuple
 import torch
 import pandas as pd
 from fastcore.basics import patch
-from .operator import Curvature, CurvatureError
+from .operator import Curvature, CurvatureError, LinearOperator
 from .spectrum import lanczos
 from .estimators import hutchinson_diag, xdiag
+import localgeom_nb.diagonal   # `Curvature.diagonal`
 
 # %% ../nbs/04a_precond.ipynb #29500d3b
 class PreconditionerError(CurvatureError):
@@ -97,7 +97,7 @@ def preconditioner(curv:Curvature, # the curvature whose parameters `optimizer` 
     return out
 
 # %% ../nbs/04a_precond.ipynb #e858f14e
-class PreconditionedOperator:
+class PreconditionedOperator(LinearOperator):
     "`P^-1/2 H P^-1/2` of a `Curvature` on one layer, `P` a snapshot of an optimizer's diagonal preconditioner."
     def __init__(self, curv:Curvature, # the Hessian
                  P:dict, # parameter name -> P (from `preconditioner`)
@@ -113,7 +113,8 @@ class PreconditionedOperator:
     @property
     def fixed(self)->bool: return self.curv.operator(self.layer).fixed  # a moving H moves P^-1/2 H P^-1/2 too
     def matvec(self, v): return self.scale * self.curv.hvp_flat(self.scale * v.to(self.device, self.dtype), self.layer)
-    def matmat(self, V): return self.curv.hvp_batch(V.to(self.device, self.dtype) * self.scale, self.layer) * self.scale
+    def _matmat(self, X): # (the Curvature takes probes as rows)
+        return (self.curv.hvp_batch(X.T.to(self.device, self.dtype) * self.scale, self.layer) * self.scale).T
     def __repr__(self): return f"PreconditionedOperator({self.kind}, layer={self.layer!r}, dim={self.dim})"
 
 def precond_operator(curv:Curvature, # the Hessian
@@ -232,7 +233,7 @@ def _thr_map(df, thresholds, color)->dict:
     if isinstance(thresholds, dict): return dict(thresholds)
     return {k: float(thresholds) for k in df[color].unique()}
 
-def sharpness_chart(df:pd.DataFrame, # tidy: one row per (run, seed, step)
+def edge_chart(df:pd.DataFrame, # tidy: one row per (run, seed, step)
                     thresholds=None, # color value -> threshold, one number, a column name, or None
                     x:str="step", y:str="sharpness", # the axes' columns
                     color:str="run", # one color per value (e.g. "GD lr=0.3"); its threshold line has the same color
@@ -264,7 +265,7 @@ def sharpness_chart(df:pd.DataFrame, # tidy: one row per (run, seed, step)
 
 # %% ../nbs/04a_precond.ipynb #0f90d3ab
 def edge_summary(df:pd.DataFrame, # tidy: one row per (run, seed, step)
-                 thresholds, # color value -> threshold, one number, or a column name (as in `sharpness_chart`)
+                 thresholds, # color value -> threshold, one number, or a column name (as in `edge_chart`)
                  x:str="step", y:str="sharpness", by=("run", "seed"), # columns: axis, value, run keys
                  color:str="run", # the column the thresholds are keyed by
                  frac:float=0.3, # the plateau is the median ratio over the last `frac` of the steps

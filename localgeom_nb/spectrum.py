@@ -12,7 +12,8 @@ from collections import namedtuple
 import torch
 from fastcore.basics import patch
 from tqdm.auto import tqdm
-from .operator import Curvature, CurvatureError, DenseOperator, make_generator, rademacher, renamed_kw
+from .operator import (Curvature, CurvatureError, DenseOperator, as_operator, make_generator, rademacher,
+                                   renamed_kw)
 from .distributed import is_rank0
 
 # %% ../nbs/02_spectrum.ipynb #3ae43323
@@ -35,7 +36,7 @@ def matrix_with_spectrum(eigs, # the eigenvalues to plant
     return ((Q * eigs) @ Q.T).to(dtype)
 
 # %% ../nbs/02_spectrum.ipynb #6bd07af0
-def _orth(w, *bases):
+def _gram_schmidt(w, *bases):
     "Classical Gram-Schmidt of `w` against the rows of each basis in `bases`, applied twice."
     for _ in range(2):
         for Q in bases:
@@ -60,9 +61,12 @@ def _moving(op)->bool:
     return True
 
 def _check_op(op):
+    "`op` if it is a linear operator (a square tensor: as a `DenseOperator`), else a clear error."
+    if torch.is_tensor(op): return as_operator(op)
     missing = [a for a in ("dim", "device", "dtype", "matvec", "matmat") if not hasattr(op, a)]
     if missing: raise CurvatureError(f"{type(op).__name__} lacks {missing}: pass a linear operator such as "
                                      "`curv.operator()` or `DenseOperator(H)`.")
+    return op
 
 # %% ../nbs/02_spectrum.ipynb #a71b3256
 LanczosState = namedtuple("LanczosState", "Q alpha beta n_hvp interrupted invariant")
@@ -87,7 +91,7 @@ def lanczos_tridiag(op, # linear operator (`.dim`, `.device`, `.dtype`, `.matvec
         raise CurvatureError(f"the Lanczos basis ({n_steps} x {op.dim:,} in {op.dtype}) does not fit in memory: "
                              "lower `max_iter` / `n_steps`.") from e
     alpha, beta, n_hvp, anorm, interrupted, invariant = [], [], 0, 0., False, False
-    q = _orth(v0.to(device=op.device, dtype=op.dtype), locked)
+    q = _gram_schmidt(v0.to(device=op.device, dtype=op.dtype), locked)
     q = q / q.norm()
     try:
         for j in range(n_steps):
@@ -96,7 +100,7 @@ def lanczos_tridiag(op, # linear operator (`.dim`, `.device`, `.dtype`, `.matvec
             a = torch.dot(q, w)
             w = w - a * q
             if j > 0: w = w - beta[-1] * Q[j - 1]
-            w = _orth(w, Q[:j + 1], locked)
+            w = _gram_schmidt(w, Q[:j + 1], locked)
             a, b = a.item(), w.norm().item()
             if not (math.isfinite(a) and math.isfinite(b)):
                 raise CurvatureError(f"non-finite Hessian-vector product at Lanczos step {j}: the curvature is not finite here.")
@@ -105,7 +109,7 @@ def lanczos_tridiag(op, # linear operator (`.dim`, `.device`, `.dtype`, `.matvec
             if stop or b <= 10 * eps * anorm:  # invariant subspace: T's eigenvalues are exact eigenvalues of H
                 b, invariant = 0., True
                 if restart and not stop:
-                    r = _orth(torch.randn(op.dim, generator=gen, device=op.device, dtype=op.dtype), Q[:j + 1], locked)
+                    r = _gram_schmidt(torch.randn(op.dim, generator=gen, device=op.device, dtype=op.dtype), Q[:j + 1], locked)
                     q = r / r.norm()
                 else: stop = True
             else: q = w / b
@@ -120,14 +124,14 @@ def lanczos_tridiag(op, # linear operator (`.dim`, `.device`, `.dtype`, `.matvec
 # %% ../nbs/02_spectrum.ipynb #94145d92
 _WHICH = ("LA", "SA", "LM")
 
-def _key(theta, which):
+def _wanted(theta, which):
     "Larger is more wanted: theta for 'LA', -theta for 'SA', |theta| for 'LM'."
     return {"LA": theta, "SA": -theta, "LM": theta.abs()}[which]
 
 def _ritz(alpha, beta, k, which):
     "The `k` wanted Ritz values of T, their eigenvectors in T, and the residual estimates |beta_m s_mi|."
     theta, S = torch.linalg.eigh(_tridiag(alpha, beta))  # symmetric tridiagonal: a symmetric solver, never torch.eig
-    idx = torch.argsort(-_key(theta, which), stable=True)[:k]
+    idx = torch.argsort(-_wanted(theta, which), stable=True)[:k]
     return theta[idx], S[:, idx], (beta[-1] * S[-1, idx]).abs()
 
 def _scale(theta): return torch.maximum(theta.abs(), theta.abs().max() * 1e-3)
@@ -144,17 +148,17 @@ def default_max_iter(dim:int, k:int)->int:
 def _deflated_round(op, V, theta_k, which, tol, max_iter, gen, bar):
     "One Lanczos run on `op` deflated by the rows of `V`: (value, vector, residual) of a missed eigenpair or None; and the state."
     if op.dim - len(V) <= 0: return None, None
-    K, margin = _key(theta_k, which).item(), tol * max(abs(theta_k.item()), 1e-300)
+    K, margin = _wanted(theta_k, which).item(), tol * max(abs(theta_k.item()), 1e-300)
     def check(alpha, beta):
         th, _, res = _ritz(alpha, beta, 1, which)
-        kk, r = _key(th, which).item(), res.item()
+        kk, r = _wanted(th, which).item(), res.item()
         return kk + r < K - margin or r <= tol * max(abs(th.item()), 1e-3 * abs(theta_k.item()))  # decided, or converged
     if bar is not None: bar.total += max_iter; bar.refresh()
     v = torch.randn(op.dim, generator=gen, device=op.device, dtype=op.dtype)
     st = lanczos_tridiag(op, v, max_iter, gen=gen, restart=True, check=check, bar=bar, locked=V)
     if not st.alpha: return None, st
     th, S, res = _ritz(st.alpha, st.beta, 1, which)
-    if _key(th, which).item() <= K + margin: return None, st
+    if _wanted(th, which).item() <= K + margin: return None, st
     return (th, S.T.to(device=op.device, dtype=op.dtype) @ st.Q, res), st
 
 # %% ../nbs/02_spectrum.ipynb #d8a214d0
@@ -171,7 +175,7 @@ def lanczos(op, # linear operator (`.dim`, `.device`, `.dtype`, `.matvec`, `.mat
            )->EigResult: # values [k] float64, vectors [k, dim] in `op.dtype`, residuals [k] float64
     "Top-`k` eigenpairs of a symmetric operator by Lanczos with full re-orthogonalisation."
     t0 = time.perf_counter()
-    _check_op(op)
+    op = _check_op(op)
     which = str(which).upper()
     if which not in _WHICH: raise CurvatureError(f"which={which!r} is unknown: use 'LA' (largest), 'SA' (smallest) or 'LM' (largest magnitude).")
     if not 1 <= k <= op.dim: raise CurvatureError(f"k={k} eigenpairs asked of an operator of dimension {op.dim}: use 1 <= k <= {op.dim}.")
@@ -202,7 +206,7 @@ def lanczos(op, # linear operator (`.dim`, `.device`, `.dtype`, `.matvec`, `.mat
                 if st2 is not None: n_hvp, interrupted = n_hvp + st2.n_hvp, st2.interrupted
                 if found is None: break
                 th, V, res = (torch.cat([a, b]) for a, b in zip((th, V, res), found))
-                idx = torch.argsort(-_key(th, which), stable=True)[:k]
+                idx = torch.argsort(-_wanted(th, which), stable=True)[:k]
                 th, V, res = th[idx], V[idx.to(V.device)], res[idx]
                 if interrupted: break
     r = _eig_result(op, th, V, res, k, tol, verify, n_hvp, interrupted, m, t0)
@@ -219,7 +223,7 @@ def _eig_result(op, th, V, res, k, tol, verify, n_hvp, interrupted, m, t0):
     kk = len(th)
     ok, worst = _ok(th, res, tol)
     if verify:
-        R = op.matmat(V) - th.to(device=op.device, dtype=op.dtype)[:, None] * V
+        R = op.matmat(V.T).T - th.to(device=op.device, dtype=op.dtype)[:, None] * V
         res, n_hvp = R.norm(dim=1).to("cpu", torch.float64), n_hvp + kk
     if kk < k:
         pad = lambda t: torch.cat([t, t.new_full((k - kk, *t.shape[1:]), float("nan"))])
@@ -253,7 +257,7 @@ def slq_density(op, # linear operator (`.dim`, `.device`, `.dtype`, `.matvec`)
                 progress:bool=None, # tqdm bar over steps; None: only when `op.dim` >= 100,000
                )->Density:
     "Spectral density of a symmetric operator by stochastic Lanczos quadrature, Gaussian-smoothed, on CPU in float64."
-    _check_op(op)
+    op = _check_op(op)
     if n_runs < 1 or n_steps < 1: raise CurvatureError(f"n_runs={n_runs} and n_steps={n_steps} must both be >= 1.")
     gen = make_generator(seed, op.device)
     steps = min(int(n_steps), op.dim)

@@ -66,9 +66,11 @@ def _checks(curv, net_curv, sum_curv):
     out["slq_nodes"] = curv.density(n_runs=2, n_steps=8, seed=3).nodes
     out.update(tr_hutch=curv.trace(20, seed=4).value, tr_xtrace=curv.trace(12, "xtrace", seed=4).value,
                tr_exact=curv.trace(method="exact").value)
-    out["diag_mlp"], out["route_mlp"] = curv.diagonal(verify=2), curv.last_info.get("route")
+    d = curv.diagonal(verify=2)
+    out["diag_mlp"], out["route_mlp"] = d, d.route
     out["diag_cols"] = curv.diagonal(fast=False, force=True)
-    out["diag_fast"], out["routes_fast"] = net_curv.diagonal(fast=True, verify=2), dict(net_curv.last_info["routes"])
+    d = net_curv.diagonal(fast=True, verify=2)
+    out["diag_fast"], out["routes_fast"] = d, dict(d.routes)
     out["diag_xdiag"] = curv.diagonal("xdiag", n_probes=12, seed=5)
     out["xdiag_op"] = xdiag(curv.operator(), 12, seed=6)[0]
     out["stats"] = curv.layer_stats(top_eig=True, eig_tol=1e-10)[["layer", "r_med", "trace", "top_eig"]]
@@ -99,7 +101,7 @@ def _worker(r, port, tmp, q):
         from datetime import timedelta
         dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=r, world_size=WORLD,
                                 timeout=timedelta(seconds=60))
-        import localgeom_nb.estimators, localgeom_nb.spectrum, localgeom_nb.stats
+        import localgeom_nb.diagonal, localgeom_nb.spectrum, localgeom_nb.stats
         from localgeom_nb.operator import Curvature, CurvatureError
         from localgeom_nb.distributed import shard, DistributedError
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -175,7 +177,7 @@ def ranks(tmp_path_factory):
 @pytest.fixture(scope="module")
 def single(ranks, tmp_path_factory):
     "The same checks in this process, on the concatenated data."
-    import localgeom_nb.estimators, localgeom_nb.spectrum, localgeom_nb.stats
+    import localgeom_nb.diagonal, localgeom_nb.spectrum, localgeom_nb.stats
     from localgeom_nb.operator import Curvature
     X, y = _data()
     data = _batches(X, y)[::-1]   # other batches, in another order: only the dataset matters
