@@ -11,7 +11,12 @@ Measured side by side in one run:
 BackPACK's DiagHessian cannot be installed here (it pulls torchvision / a CUDA torch), so its time on this MLP is the
 anchors' measurement (2.6 s, ../shared/anchors.md B3), NOT measured side by side.
 
-usage: python bench/bench_diag.py [--seeds 3] [--columns 256] [--threads 1]
+And PyHessian's ResNet-20 (CIFAR shape, base width 16, BatchNorm in eval mode, residual blocks, 272k parameters,
+a batch of 128 random 3x32x32 images, 10 classes): our exact diagonal of EVERY layer (the piecewise-linear route, one
+backward pass per row of the loss Hessian) against one gradient and against basis Hessian-vector products (the
+general route, timed on a sample of columns and extrapolated), with a check of sampled coordinates.
+
+usage: python bench/bench_diag.py [--seeds 3] [--columns 256] [--threads 1] [--resnet-batch 128] [--no-mlp]
 """
 import argparse, os, statistics, time
 import torch, torch.nn as nn
@@ -60,11 +65,62 @@ def main():
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--columns", type=int, default=256, help="basis columns timed for the extrapolation")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", 1)))
+    ap.add_argument("--resnet-batch", type=int, default=128, help="images in the ResNet-20 batch (0: skip it)")
+    ap.add_argument("--no-mlp", action="store_true", help="only the ResNet-20 part")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.resnet_batch: resnet_part(a.resnet_batch, a.threads)
+    if not a.no_mlp: mlp_part(a)
+
+
+def resnet_part(batch, threads, n_cols=24):
+    "ResNet-20: the piecewise-linear exact diagonal of every layer against a gradient and basis HVPs."
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from common import resnet20
     from localgeom_nb.operator import Curvature
-    import localgeom_nb.estimators  # noqa: F401  (patches Curvature.diagonal / .trace)
-    from localgeom_nb.estimators import exact_diag_columns
+    from localgeom_nb.piecewise import piecewise_diag
+    model, loss_fn = resnet20(), nn.CrossEntropyLoss()
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(batch, 3, 32, 32, generator=g), torch.randint(0, 10, (batch,), generator=g)
+    params = dict(model.named_parameters())
+    def grad(): return torch.autograd.grad(loss_fn(model(x), y), list(params.values()))
+    timed(grad, 2)
+    t_grad, _ = timed(grad, 5)
+    curv = Curvature(model, loss_fn, (x, y), progress=False, device="cpu")
+    t_ours, (d, left, n_back, _) = timed(lambda: piecewise_diag(curv), 3)
+    t_routed, dr = timed(lambda: Curvature(model, loss_fn, (x, y), progress=False, device="cpu").diagonal(), 1)
+    routes = {r: list(dr.routes.values()).count(r) for r in dict.fromkeys(dr.routes.values())}
+    gr = dict(zip(params, torch.autograd.grad(loss_fn(model(x), y), list(params.values()), create_graph=True)))
+    picks = [(n, i) for n in ("0.weight", "4.conv1.weight", "9.conv2.weight", "14.weight")
+             for i in torch.randperm(params[n].numel(), generator=g)[:n_cols // 4].tolist()]
+    t0, worst = time.perf_counter(), 0.0
+    for n, i in picks:                            # one basis HVP (double backward) per coordinate
+        h = torch.autograd.grad(gr[n].flatten()[i], params[n], retain_graph=True)[0].flatten()[i]
+        worst = max(worst, abs(h - d[n].flatten()[i]).item() / d[n].abs().max().item())
+    t_col = (time.perf_counter() - t0) / len(picks)
+    n_all, n_conv1 = sum(p.numel() for p in params.values()), params["0.weight"].numel()
+    print(f"\n## Exact diagonal, ResNet-20 (PyHessian's, width 16, {n_all:,} parameters), batch {batch}, float32, "
+          f"{threads} thread(s)\n")
+    table([
+        ["gradient (reference)", f"{t_grad:.2f} s", "1.0", ""],
+        ["ours: exact diagonal, ALL layers (piecewise-linear route)", f"{t_ours:.2f} s", f"{t_ours / t_grad:.1f}",
+         f"{n_back} backward passes (1 per loss-Hessian row, C+1 = 11 per block of samples); layers left out: "
+         f"{len(left)}; max |diff| on {len(picks)} sampled coordinates vs basis HVPs: {worst:.1e} of max|d|"],
+        ["ours: curv.diagonal() (routes chosen, 1 coordinate per tensor verified)", f"{t_routed:.2f} s",
+         f"{t_routed / t_grad:.1f}", f"routes: {routes}; {dr.counts}"],
+        ["basis HVPs, conv1 only (432 entries)", f"{t_col * n_conv1:.1f} s (extrapolated)",
+         f"{t_col * n_conv1 / t_grad:.0f}", f"{t_col:.2f} s per column, timed on {len(picks)} columns"],
+        ["basis HVPs, ALL layers", f"{t_col * n_all / 3600:.1f} h (extrapolated)", f"{t_col * n_all / t_grad:,.0f}", ""],
+        ["BackPACK DiagHessian", "not run", "", "not installable here (pulls torchvision / a CUDA torch); it refuses "
+         "residual blocks"],
+    ], ["method", "time", "x grad", "notes"])
+
+
+def mlp_part(a):
+    "The tanh MLP on digits: the MLP route, basis HVPs, and the estimators' R_med error."
+    from localgeom_nb.operator import Curvature
+    from localgeom_nb.diagonal import exact_diag_columns   # (the module patches Curvature.diagonal / .trace)
 
     model, loss_fn, batch = digits_mlp()
     X, y = batch
@@ -79,7 +135,8 @@ def main():
         d = curv.diagonal()   # MLP route for every layer, 2 coordinates per layer verified against basis HVPs
         return curv, d
     t_exact, (curv, d_exact) = timed(exact_all, 3)
-    info = curv.last_info; c = info['counts']
+    info = d_exact.info()
+    c = info['counts']
 
     # basis HVPs for the 128x128 layer (weight + bias), on a sample of columns, extrapolated
     ncol_layer = curv.block_dim("2")
