@@ -55,8 +55,7 @@ def _tracker_args(**kw)->dict:
 
 def _forget_state(curv):
     "Make `curv` rebuild its graph (and re-copy the parameters): fused optimizers do not bump version counters."
-    curv.clear_cache()
-    if getattr(curv, "copied", False): curv._src_key = None
+    curv.clear_cache(weights=True)
 
 class _Recorder:
     "Make a `Tracker` when training starts, record every `every` steps, close the run at the end."

@@ -18,7 +18,9 @@ from tqdm.auto import tqdm
 from .operator import CurvatureError, resolve_device
 from .data import digits, gaussian_mixture, zipf_markov, linear_net_data, make_loader, eval_subset
 from .models import MLP, SmallCNN, TinyTransformer, lm_loss, TwoLayerLinear, half_mse
-from .track import Tracker, RunStore, track_training, load_runs, read_config, runs_frame, check_same_run
+from .store import load_runs, read_config, runs_frame, check_same_run
+from .track import Tracker, track_training
+from .plots import seed_table, seed_ratios
 
 # %% ../nbs/08_experiments.ipynb #bc4180df
 CLASSIFICATION_LRS = dict(sgd=0.1, sgdm=0.01, adam=1e-3, adamw=1e-3, rmsprop=1e-3, adagrad=1e-2)
@@ -67,7 +69,7 @@ def _linear_data(): return linear_net_data(n=2000, d=64, k=1, seed=0)
 
 TASKS = {t.name: t for t in [
     Task("digits-mlp", "MLP 64-128-128-10 (tanh) on sklearn digits (1438 train images), batch 64",
-         lambda s: MLP(64, (128, 128), 10, act="tanh", seed=s), _digits_train, F.cross_entropy),
+         lambda s: MLP(64, (128, 128), 10, act="tanh", seed=s), _digits_train, F.cross_entropy, every=10),
     Task("digits-cnn", "SmallCNN (8/16 channels, ReLU) on sklearn digits 8x8, batch 64",
          lambda s: SmallCNN(1, 10, width=8, img=8, seed=s), _digits_train, F.cross_entropy, every=100, n_eval=256),
     Task("zipf-transformer", "tiny causal Transformer (2 layers, d=32) on a Zipf(1.1) Markov language, 64 tokens, batch 32",
@@ -141,8 +143,9 @@ def run_one(task, # task name or `Task`
     model = task.model(seed).to(dev)
     opt = cls(model.parameters(), **kw)
     cfg = _run_config(task, name, cls, kw, seed, steps)
-    with Tracker(model, task.loss_fn, task.eval_batch(), every=every, shard_data=True, layers=layers, run=folder, method=method or task.method, n_probes=n_probes or task.n_probes, precond=precond, optimizer_name=name,
-                 seed=seed, device=dev, config=cfg, background=background) as tr:
+    with Tracker(model, task.loss_fn, task.eval_batch(), every=every, shard_data=True, layers=layers, run=folder,
+                 method=method or task.method, n_probes=n_probes or task.n_probes, precond=precond,
+                 optimizer_name=name, seed=seed, device=dev, config=cfg, background=background) as tr:
         track_training(model, opt, task.loader(seed), task.loss_fn, steps, tr, progress=progress, desc=desc)
     return tr.df
 
@@ -166,20 +169,26 @@ def compare_optimizers(task=DEFAULT_TASK, # task name or `Task`
     n0 = torch.get_num_threads()
     if threads == "auto": threads = 1 if resolve_device(device).type == "cpu" else None
     if threads: torch.set_num_threads(int(threads))
-    try: return _compare(task, optimizers, steps, seeds, every, out, device, progress, method, n_probes, layers, precond, background)
+    try: return _compare(task, optimizers, steps, seeds, every, out, device, progress, method, n_probes, layers, precond,
+                         background)
     finally: torch.set_num_threads(n0)
 
-def _compare(task, optimizers, steps, seeds, every, out, device, progress, method, n_probes, layers, precond, background=False):
+def _compare(task, optimizers, steps, seeds, every, out, device, progress, method, n_probes, layers, precond,
+             background=False):
     task, opts = get_task(task), resolve_optimizers(optimizers, task)
-    steps, every, seeds = steps or task.steps, every or task.every, [int(s) for s in (seeds if np.iterable(seeds) else range(seeds))]
+    steps, every = steps or task.steps, every or task.every
+    seeds = [int(s) for s in (seeds if np.iterable(seeds) else range(seeds))]
     root = None if out is None else Path(out).expanduser()/task.name
     frames, jobs = [], [(s, n) for s in seeds for n in opts]
     bar = tqdm(jobs, desc=f"{task.name}: runs", disable=not progress or len(jobs) < 2)
     try:
         for seed, name in bar:
             folder, (cls, kw) = (None if root is None else root/f"{name}-s{seed}"), opts[name]
-            want = dict(_run_config(task, name, cls, kw, seed, steps), every=every, method=method or task.method, layers=layers)
-            if _finished(folder, steps, want): frames.append(load_runs(folder)); continue
+            want = dict(_run_config(task, name, cls, kw, seed, steps), every=every, method=method or task.method,
+                        layers=layers)
+            if _finished(folder, steps, want):
+                frames.append(load_runs(folder))
+                continue
             frames.append(run_one(task, name, cls, kw, seed, steps, every, folder, device, method, n_probes, layers,
                                   precond, progress, desc=f"{name} seed {seed}", background=background))
     except KeyboardInterrupt:
@@ -198,20 +207,23 @@ def _compare(task, optimizers, steps, seeds, every, out, device, progress, metho
 # %% ../nbs/08_experiments.ipynb #009da142
 def _ci(x:np.ndarray, conf:float)->dict:
     "n, mean, std (ddof=1), and the t-interval of the mean."
-    x = np.asarray(x, float); x = x[np.isfinite(x)]; n = len(x)
+    x = np.asarray(x, float)
+    x = x[np.isfinite(x)]
+    n = len(x)
     m = x.mean() if n else math.nan
     sd = x.std(ddof=1) if n > 1 else math.nan
     h = _sps.t.ppf((1 + conf) / 2, n - 1) * sd / math.sqrt(n) if n > 1 else math.nan
     return dict(n_pairs=n, mean=m, std=sd, ci_low=m - h, ci_high=m + h)
 
-def _per_seed(df:pd.DataFrame, stat:str, opts:tuple, layers=None)->pd.DataFrame:
-    "Values of `stat` per (layer, step, seed) with one column per optimizer in `opts`."
+def _pair_rows(df:pd.DataFrame, stat:str, opts:tuple, layers=None)->pd.DataFrame:
+    "The rows of `stat` for the optimizers `opts` (and `layers`), with an error naming what is missing."
     d = df[(df["stat"] == stat) & df["optimizer"].isin(opts)]
     if layers is not None: d = d[d["layer"].isin(layers)]
-    if d.empty: raise CurvatureError(f"no {stat!r} rows for optimizers {opts}; available optimizers: {sorted(df['optimizer'].unique())}")
+    have = sorted(df["optimizer"].unique())
+    if d.empty: raise CurvatureError(f"no {stat!r} rows for optimizers {opts}; available optimizers: {have}")
     for o in opts:
-        if not (d["optimizer"] == o).any(): raise CurvatureError(f"optimizer {o!r} has no {stat!r} rows; available: {sorted(df['optimizer'].unique())}")
-    return d.pivot_table(index=["layer", "step", "seed"], columns="optimizer", values="value", sort=False)
+        if not (d["optimizer"] == o).any(): raise CurvatureError(f"optimizer {o!r} has no {stat!r} rows; available: {have}")
+    return d
 
 def matched_step_ratios(df:pd.DataFrame, # runs table
                         num:str="sgd", den:str="adam", # optimizers of the ratio R[num] / R[den]
@@ -221,11 +233,12 @@ def matched_step_ratios(df:pd.DataFrame, # runs table
                         conf:float=0.95, # confidence level of the t-interval
                        )->pd.DataFrame:
     "Per layer and step: the seed-paired ratio `stat[num] / stat[den]` with n_pairs, mean, std and a t-interval."
-    w = _per_seed(df, stat, (num, den), layers)
-    r = (w[num] / w[den]).dropna().rename("ratio").reset_index()
+    r = seed_ratios(_pair_rows(df, stat, (num, den), layers), num, den).rename(columns={"value": "ratio"})
     if steps is not None: r = r[r["step"].isin(list(steps))]
-    if r.empty: raise CurvatureError(f"no seed has {stat!r} for both {num!r} and {den!r} at a common step: ratios pair runs by seed")
-    rows = [dict(layer=l, step=s, **_ci(g["ratio"].values, conf)) for (l, s), g in r.groupby(["layer", "step"], sort=False)]
+    if r.empty:
+        raise CurvatureError(f"no seed has {stat!r} for both {num!r} and {den!r} at a common step: ratios pair runs by seed")
+    groups = r.groupby(["layer", "step"], sort=False)
+    rows = [dict(layer=l, step=s, **_ci(g["ratio"].values, conf)) for (l, s), g in groups]
     out = pd.DataFrame(rows)
     out.attrs.update(num=num, den=den, stat=stat, conf=conf)
     return out
@@ -267,7 +280,7 @@ def matched_loss_comparison(df:pd.DataFrame, # runs table
     "Per layer and loss level: the seed-paired ratio of `stat` interpolated where each run first reaches that loss."
     L = _loss_series(df, loss_stat)
     lv = loss_levels(df, num, den, levels, loss_stat) if np.isscalar(levels) else np.asarray(levels, float)
-    w = _per_seed(df, stat, (num, den), layers)
+    w = seed_table(_pair_rows(df, stat, (num, den), layers))
     rows = []
     for layer, g in w.groupby(level="layer", sort=False):
         g = g.droplevel("layer")

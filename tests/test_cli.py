@@ -229,7 +229,7 @@ def test_show_marks_stale_and_live_runs(compared, tmp_path):
     dead.wait()
     _edit_config(runs/"sgd-s1", status="running", pid=dead.pid, host=socket.gethostname())
     _edit_config(runs/"adam-s1", status="running", pid=os.getpid(), host=socket.gethostname())
-    from localgeom_nb.track import _now
+    from localgeom_nb.store import utc_now as _now
     _edit_config(runs/"adam-s1", heartbeat=_now())
     rc, out, err = _show(runs)
     assert rc == 0, err
