@@ -128,6 +128,8 @@ def test_start_while_running_and_fresh_folders(tmp_path):
     app.run_sync(steps=6)
     assert app.w.runs_dir.value == first + "-2" and app.error == ""   # a second session never mixes with the first
     assert (Path(first + "-2")/"sgd"/"metrics.parquet").is_file()
+    app.run_sync(steps=6)
+    assert app.w.runs_dir.value == first + "-3"                        # numbered from the typed name, not -2-2
 
 
 def test_divergence_stops_only_that_optimizer(tmp_path):
@@ -244,6 +246,7 @@ def test_default_task_and_switching_tasks(tmp_path):
     assert app.w.task.value == "digits-mlp" and set(app.w.task.options) >= {"digits-mlp", "gaussian-mlp", "linear-net"}
     assert [(r.name.value, r.fields["lr"].value) for r in app.rows] == [("sgdm", 0.01), ("adam", 0.001)]
     assert list(app.w.layers.options) == ["fc1", "fc2", "out"] and app.w.batch_size.value == 64
+    assert (app.w.steps.value, app.w.every.value) == (2000, 10)         # long enough to try Pause
     app.rows[1].fields["lr"].value = 3e-3                                  # the user's own value survives a task switch
     app.w.task.value = "linear-net"
     assert list(app.w.layers.options) == ["W1", "W2"] and app.w.batch_size.value == 2000   # full-batch GD
@@ -251,3 +254,90 @@ def test_default_task_and_switching_tasks(tmp_path):
     app.run_sync(steps=4)
     assert app.error == "" and app.session.parts.name == "linear-net"
     assert set(app.runs.query("stat == 'r_med'").layer) == {"W1", "W2", "(model)"}
+
+
+def _has_points(chart):
+    d = chart_data(chart)
+    return "mean" in d and d["mean"].notna().any()
+
+
+def test_sharpness_view_live(tmp_path):
+    app = _app(tmp_path, optimizers=["sgd", "adam"], every=5)
+    assert app.panes["sharp"].widget.layout.display == "none"          # hidden until sharpness is tracked
+    app.w.stats["track sharpness"].value = True
+    assert app.panes["sharp"].widget.layout.display is None and app.charts["sharp"].mark.type == "text"
+    app.w.start.click()                                                 # live, in the background thread
+    try:
+        assert app.wait(until=lambda a: "sharp" in a.charts and _has_points(a.charts["sharp"])
+                        and {"sgd", "adam"} <= set(chart_data(a.charts["sharp"]).dropna(subset=["mean"]).optimizer)
+                        and a.session.step > 11, timeout=120), app.error
+    finally:
+        app.stop()
+    assert app.error == "", app.error
+    app.refresh(force=True)
+    d = chart_data(app.charts["sharp"])
+    vals = d.dropna(subset=["mean"])
+    assert set(vals.stat) == {"sharpness", "precond_sharpness"} and set(vals.optimizer) == {"sgd", "adam"}
+    assert {0, 5, 10} <= set(vals.query("optimizer == 'sgd' and stat == 'sharpness'").step)
+    rec = app.runs.query("layer == '(model)' and stat == 'sharpness'").set_index(["optimizer", "step"])["value"]
+    got = vals.query("stat == 'sharpness'").set_index(["optimizer", "step"])["mean"]
+    assert np.allclose(got.sort_index(), rec.loc[got.index].sort_index())  # the chart draws the recorded values
+    thr = d.dropna(subset=["threshold"]).set_index(["optimizer", "stat"])["threshold"].to_dict()
+    lr = {r.name.value: r.fields["lr"].value for r in app.rows}
+    b1 = float(app.rows[1].fields["betas"].value.split(",")[0])
+    assert set(thr) == {("sgd", "sharpness"), ("sgd", "precond_sharpness"), ("adam", "precond_sharpness")}
+    assert thr[("sgd", "sharpness")] == pytest.approx(2 / lr["sgd"], rel=1e-12)               # 2/η
+    assert thr[("adam", "precond_sharpness")] == pytest.approx((2 + 2 * b1) / ((1 - b1) * lr["adam"]), rel=1e-12)
+    assert (app.runs.stat == "stability_threshold").any()
+
+
+def test_finite_divergence_is_flagged(tmp_path):
+    torch.manual_seed(0)
+    X = torch.randn(256, 8); Y = X @ torch.randn(8, 1)
+    app = explore(model=nn.Linear(8, 1), loss_fn=half_mse, data=(X, Y), every=5, batch_size=64, steps=40, charts="svg",
+                  optimizers={"hot": (torch.optim.SGD, dict(lr=5.)), "adam": "adam"}, runs_dir=str(tmp_path/"own"))
+    app.w.start.click()
+    app.join(120)
+    hot = app.session.runs[0]
+    assert hot.status == "diverged" and math.isfinite(hot.loss) and hot.loss > 10 * hot.loss0
+    assert "more than 10× its step-0 loss" in app.error and "hot diverged at step" in app.error
+    assert f"⚠ hot: diverged at step {hot.diverged_at}" in app.status and "finished" in app.status
+    cfg = read_config(Path(app.w.runs_dir.value)/"hot"/"config.json")
+    assert cfg["status"] == "diverged" and "10×" in cfg["diverged_why"]
+    assert app.runs.query("optimizer == 'adam' and stat == 'r_med'").step.max() == 40
+    app.w.log_loss.value = True                                       # one diverging run: read the others on a log axis
+    assert app.charts["loss"].to_dict()["layer"][0]["encoding"]["y"]["scale"]["type"] == "log"
+
+
+def test_status_feedback_during_a_long_record(tmp_path):
+    "The status says something within 1 s of Start and at least every 2 s, even while one record takes 3 s."
+    from localgeom_nb.track import Tracker
+    real = Tracker.step
+    def slow(self, step, *a, **kw):
+        if step == 0: time.sleep(3)
+        return real(self, step, *a, **kw)
+    app = _app(tmp_path, optimizers=["sgd"], steps=3000)
+    with mock.patch.object(Tracker, "step", slow):
+        t0 = time.perf_counter()
+        app.w.start.click()
+        seen = [(time.perf_counter() - t0, app.status)]
+        try:
+            while time.perf_counter() - t0 < 4.5:
+                time.sleep(0.05)
+                if app.status != seen[-1][1]: seen.append((time.perf_counter() - t0, app.status))
+        finally:
+            app.stop()
+    assert seen[0][0] < 1 and ("starting" in seen[0][1] or "running" in seen[0][1])
+    gaps = np.diff([t for t, _ in seen] + [4.5])
+    assert gaps.max() < 2, seen
+    assert any("computing statistics at step 0" in s for _, s in seen), seen
+    assert "Kernel ▸ Interrupt" in app.w.hint.value and "Stop" in app.w.hint.value
+
+
+def test_layer_picker_for_many_layers(tmp_path):
+    app = explore("zipf-transformer", optimizers=["adam"], charts="svg", runs_dir=str(tmp_path/"runs"))
+    assert app.w.view_layers.layout.display is None and "attn" in [v for _, v in app.w.view_layers.options]
+    app.w.view_layers.value = "attn"
+    assert app.view_layers == [f"blocks.{i}.attn.{p}" for i in range(2) for p in "qkvo"] + ["(model)"]
+    small = _app(tmp_path)
+    assert small.w.view_layers.layout.display == "none" and small.view_layers is None
