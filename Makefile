@@ -13,7 +13,8 @@ pytest:
 	@set +e; python -m pytest -q tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
 
-# Offline docs site in _site/ (no Quarto needed): executes the notebooks, nbdev processing, nbconvert.
+# Offline docs site in _site/ (no Quarto needed): executes the notebooks, nbdev processing, mkdocs-material.
+# `localgeom-docs --keep-going` builds every page even when a notebook fails (and still exits 1).
 docs:
 	localgeom-docs
 

@@ -50,12 +50,19 @@ def server(site):
 
 _PROBE = """() => {
   const big = e => { const r = e.getBoundingClientRect(); return r.width > 40 && r.height > 40; };
-  const charts = [...document.querySelectorAll('.jp-OutputArea-output svg, .jp-OutputArea-output canvas, '
-                                             + '.jp-OutputArea-output img[src^="data:image/svg"]')]
+  const charts = [...document.querySelectorAll('.lg-output svg, .lg-output canvas, .lg-output img')]
       .filter(e => !e.closest('mjx-container') && !e.closest('.jupyter-widgets') && big(e));
-  const widgets = [...document.querySelectorAll('.jp-OutputArea-output [class*="widget-"]')].filter(big);
-  return {title: document.title, nav: [...document.querySelectorAll('nav.lg-nav ol a')].map(a => a.getAttribute('href')),
-          charts: charts.length, widgets: widgets.length, h1: (document.querySelector('h1') || {}).textContent || ''};
+  const widgets = [...document.querySelectorAll('.lg-output [class*="widget-"]')].filter(big);
+  const nav = [...document.querySelectorAll('.md-nav--primary > .md-nav__list > .md-nav__item > a.md-nav__link')];
+  const toc = document.querySelector('.md-sidebar--secondary .md-nav--secondary');
+  return {title: document.title, nav: nav.map(a => a.getAttribute('href')),
+          charts: charts.length, widgets: widgets.length, h1: (document.querySelector('h1') || {}).textContent || '',
+          toc: toc ? (toc.querySelector('.md-nav__title') || {}).textContent || '' : null,
+          prev: (document.querySelector('a.md-footer__link--prev') || {href: null}).href,
+          next: (document.querySelector('a.md-footer__link--next') || {href: null}).href,
+          repo: (document.querySelector('.md-header a.md-source') || {href: null}).href,
+          code: document.querySelectorAll('.md-content pre > code').length,
+          copy: document.querySelectorAll('.md-content pre button.md-code__button, .md-content button.md-clipboard').length};
 }"""
 
 
@@ -80,12 +87,12 @@ def visits(site, server):
                 page.goto(f"{server}/{pg['page']}", wait_until='load', timeout=60000)
                 page.wait_for_load_state('networkidle', timeout=60000)
                 if pg.get('widgets'):
-                    try: page.wait_for_selector('.jp-OutputArea-output [class*="widget-"]', timeout=20000)
+                    try: page.wait_for_selector('.lg-output [class*="widget-"]', timeout=20000)
                     except Exception: pass
                 page.wait_for_timeout(300)
                 rec.update(page.evaluate(_PROBE))
                 if pg['source'] and Path(pg['source']).stem == '10_explorer':
-                    w = page.locator('.jp-OutputArea-output [class*="widget-"]')
+                    w = page.locator('.lg-output [class*="widget-"]')
                     if w.count(): w.first.scroll_into_view_if_needed()
                     page.screenshot(path=str(ARTIFACTS/'docs-explorer.png'))
                 elif pg['page'] == 'index.html' and not (ARTIFACTS/'docs-explorer.png').exists():
@@ -190,3 +197,79 @@ def test_api_reference_lists_every_export(site):
 
 def test_screenshot_saved(visits):
     assert list(ARTIFACTS.glob('docs-*.png')), 'no screenshot in test-artifacts/'
+
+
+class _Anchors(HTMLParser):
+    "Every `id`/`name` on a page, and every `href` outside `<svg>` (vega's own `#clip` references are not links)."
+    def __init__(self): super().__init__(); self.ids, self.hrefs, self.svg = set(), [], 0
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.ids |= {v for k, v in attrs if k in ('id', 'name') and v}
+        if tag == 'svg': self.svg += 1
+        if tag == 'a' and a.get('href') and not self.svg: self.hrefs.append(a['href'])
+    def handle_endtag(self, tag):
+        if tag == 'svg': self.svg = max(0, self.svg - 1)
+
+
+def test_internal_links_and_anchors_resolve(site):
+    "Crawl every built page: each link to a page of the site points at an existing file and, with `#x`, at an existing id."
+    parsed, bad, n = {}, {}, 0
+    def _page(rel):
+        if rel not in parsed:
+            p = _Anchors(); p.feed((SITE/rel).read_text(encoding='utf-8')); parsed[rel] = p
+        return parsed[rel]
+    for pg in site['pages']:
+        for href in _page(pg['page']).hrefs:
+            u = urlparse(href)
+            if u.scheme or u.netloc: continue
+            tgt = (Path(pg['page']).parent/u.path).as_posix() if u.path else pg['page']
+            tgt = os.path.normpath(tgt)
+            if (SITE/tgt).is_dir(): tgt = os.path.normpath(f'{tgt}/index.html')
+            if not (SITE/tgt).is_file(): bad.setdefault(pg['page'], []).append(f'{href} (no file)'); continue
+            n += 1
+            if u.fragment and tgt.endswith('.html') and u.fragment not in _page(tgt).ids:
+                bad.setdefault(pg['page'], []).append(f'{href} (no id "{u.fragment}" in {tgt})')
+    assert n > 100, f'only {n} internal links found'
+    assert not bad, f'{sum(map(len, bad.values()))} broken internal links: ' + json.dumps(bad, indent=1)[:6000]
+
+
+def test_site_has_toc_prev_next_repo_and_copy_buttons(site, visits):
+    "The generator's furniture: 'On this page', prev/next links, the repository link in the header, copy buttons."
+    import configparser
+    cfg = configparser.ConfigParser(); cfg.read(ROOT/'settings.ini')
+    repo = cfg['DEFAULT']['git_url']
+    order = [p['page'] for p in site['pages']]
+    for i, pg in enumerate(site['pages']):
+        rec = visits[pg['page']]
+        assert rec['repo'] and rec['repo'].rstrip('/') == repo.rstrip('/'), (pg['page'], rec['repo'])
+        if i: assert rec['prev'] and rec['prev'].endswith('/' + order[i-1]), (pg['page'], rec['prev'])
+        if i < len(order) - 1: assert rec['next'] and rec['next'].endswith('/' + order[i+1]), (pg['page'], rec['next'])
+        if rec['code']: assert rec['copy'] >= rec['code'] > 0, (pg['page'], rec['code'], rec['copy'])
+    withtoc = [p for p, r in visits.items() if r['toc'] is not None]
+    assert 'api.html' in withtoc and all('On this page' in visits[p]['toc'] for p in withtoc), withtoc
+
+
+def test_search_finds_tracker(site, server):
+    "Type `Tracker` into the site's own (local) search in the browser: a result links to the page that defines it."
+    if not CHROMIUM: pytest.skip('Debian chromium is not installed: apt-get install -y chromium chromium-driver')
+    pw = pytest.importorskip('playwright.sync_api', reason='playwright is not installed (pip install -e ".[dev]")')
+    with pw.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={'width': 1280, 'height': 900})
+            foreign = []
+            page.on('request', lambda r: foreign.append(r.url) if urlparse(r.url).hostname not in LOCAL_HOSTS
+                    and urlparse(r.url).scheme in ('http', 'https') else None)
+            page.goto(f'{server}/index.html', wait_until='networkidle')
+            page.locator('input.md-search__input').click()
+            # the search worker loads and indexes search/search_index.json first; what is typed before that is lost
+            page.wait_for_function("() => !/Initializing/i.test((document.querySelector('.md-search-result__meta') || {})"
+                                   ".textContent || 'Initializing')", timeout=60000)
+            page.keyboard.type('Tracker', delay=30)
+            items = page.locator('.md-search-result__item a')
+            pw.expect(items.first).to_be_visible(timeout=30000)
+            hrefs = [items.nth(i).get_attribute('href') for i in range(min(items.count(), 20))]
+            ARTIFACTS.mkdir(exist_ok=True); page.screenshot(path=str(ARTIFACTS/'docs-search.png'))
+            assert any('#tracker' in h for h in hrefs), hrefs
+            assert not foreign, foreign
+        finally: browser.close()
