@@ -411,25 +411,34 @@ def _block_flat(curv, b, r, cost, max_seconds, max_hvps, progress, res)->tuple:
     res.routes[b], res.reasons[b] = 'columns', r[1]
     return flat, False
 
-def _piecewise_into(curv, blocks, fast, res)->dict:
-    "Block -> flat diagonal of the blocks the piecewise-linear route computed into `res` (see `piecewise`)."
-    if not blocks or fast not in ('auto', True) or curv.group is not None: return {}
+def _piecewise_into(curv, plan, fast, res)->tuple:
+    "(blocks the piecewise-linear route computed into `res` (see `piecewise`), block -> flat diagonal to check)."
+    # it takes the blocks planned for basis columns and, with fast='auto', those whose output-space products would
+    # outnumber its backward passes (one per row of the loss Hessian and block of samples, for all layers at once)
+    cols = [b for b, r in plan.items() if r[0] == 'columns' or fast == 'auto']
+    if not cols or fast not in ('auto', True) or curv.group is not None: return [], {}
     from localgeom_nb.piecewise import piecewise_diag, NotPiecewise   # (a later module: it builds on this one)
-    try: d, left, n_back, _ = piecewise_diag(curv, blocks)
-    except NotPiecewise: return {}
-    done = [b for b in blocks if b not in left]
+    try: d, left, n_back, _ = piecewise_diag(curv, cols)
+    except NotPiecewise: return [], {}
+    done = [b for b in cols if b not in left and (plan[b][0] == 'columns' or plan[b][-1] > n_back)]
+    if not done: return [], {}
     res.spent('backward', n_back)
     for b in done:
         res.routes[b] = 'piecewise'
         res.reasons[b] = f"a piecewise-linear network after the layer: {n_back} backward passes for all such layers"
         res.update({n: d[n] for n in curv.block_names(b)})
-    return {b: curv.flatten(d, b) for b in done}
+    return done, {b: curv.flatten(d, b) for b in _spot_checked(curv, done)}
+
+def _spot_checked(curv, blocks)->list:
+    "The blocks of one route whose coordinates are checked: its largest and its smallest (one pass computed them all)."
+    by_size = sorted(blocks, key=curv.block_dim)
+    return list(dict.fromkeys([by_size[-1], by_size[0]]))
 
 def _routed_blocks(curv, blocks, seed, force, verify, fast, max_seconds, max_hvps, progress, res):
     "The diagonal of each block by its planned route into `res` (within the budget), then the shortcuts checked."
     plan, ldt = _plan(curv, blocks, fast)
-    checked = _piecewise_into(curv, [b for b in blocks if plan[b][0] == 'columns'], fast, res)   # instead of columns
-    plan = {b: r for b, r in plan.items() if b not in checked}
+    done, checked = _piecewise_into(curv, plan, fast, res)
+    plan = {b: r for b, r in plan.items() if b not in done}
     n_ver = verify * sum(len(curv.block_names(b)) for b, r in plan.items() if r[0] == 'fast')
     budget = not force and (max_seconds is not None or max_hvps is not None)
     cost = _plan_cost(curv, plan, n_ver, max_seconds, max_hvps, res) if budget and plan else None
