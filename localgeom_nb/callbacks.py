@@ -63,7 +63,8 @@ class _Recorder:
                  n_samples=None, tensorboard=None, default_objective=None, **tracker_kw):
         if every < 1: raise CurvatureError(f"every={every} must be a positive number of steps.")
         self.data, self.every, self.run, self.layers, self.method = data, int(every), run, layers, method
-        self.loss_closure, self.count_fn, self.n_samples, self.tensorboard = loss_closure, count_fn, n_samples, tensorboard
+        self.loss_closure, self.count_fn, self.n_samples, self.tensorboard = (loss_closure, count_fn, n_samples,
+                                                                              tensorboard)
         self.default_objective, self.tracker_kw = default_objective, tracker_kw
         self.tracker, self.writer, self.notes = None, None, []
 
@@ -132,7 +133,8 @@ def _hf_class():
         def tracker(self): return self.recorder.tracker
         def on_train_begin(self, args, state, control, model=None, optimizer=None, train_dataloader=None, **kw):
             if state.is_world_process_zero:
-                self.recorder.start(model, optimizer, train_dataloader, state.global_step, args.per_device_train_batch_size)
+                self.recorder.start(model, optimizer, train_dataloader, state.global_step,
+                                    args.per_device_train_batch_size)
         def on_step_end(self, args, state, control, optimizer=None, **kw):
             if state.is_world_process_zero: self.recorder.record(state.global_step, optimizer)
         def on_train_end(self, args, state, control, optimizer=None, **kw):
@@ -206,20 +208,22 @@ def _lightning_class(package=None):
     _BUILT[key] = LocalGeomLightningCallback
     return LocalGeomLightningCallback
 
-def lightning_callback(data=None, # FIXED curvature data: one batch or a list of batches (default: the first training samples)
-                       every:int=50, # record every `every` optimizer steps (`trainer.global_step`), step 0 and the last included
-                       run=None, # run folder (or `RunStore`; None: in memory, read `callback.tracker.df`)
-                       layers=None, # blocks to track (None: every parameter)
-                       method:str="exact", # diagonal: "exact", "xdiag" or "hutchinson" (with `n_probes=`)
-                       loss_closure=None, # `loss_closure(module, batch)`; default: `lightning_loss` (its training_step)
-                       loss_fn=None, # or `loss_fn(module(x), y)` on `(x, y)` batches
-                       n_samples:int=None, # samples of the default curvature data (default: the loader's batch size)
-                       tensorboard=None, # also write each record to TensorBoard in this folder
-                       package:str=None, # "lightning" or "pytorch_lightning": the package your Trainer comes from
-                       **tracker_kw, # more `Tracker` arguments: stats, n_probes, trace, top_eig, device, seed, config, ...
-                      ):
+def lightning_callback(
+    data=None, # FIXED curvature data: one batch or a list of batches (default: the first training samples)
+    every:int=50, # record every `every` optimizer steps (`trainer.global_step`), step 0 and the last included
+    run=None, # run folder (or `RunStore`; None: in memory, read `callback.tracker.df`)
+    layers=None, # blocks to track (None: every parameter)
+    method:str="exact", # diagonal: "exact", "xdiag" or "hutchinson" (with `n_probes=`)
+    loss_closure=None, # `loss_closure(module, batch)`; default: `lightning_loss` (its training_step)
+    loss_fn=None, # or `loss_fn(module(x), y)` on `(x, y)` batches
+    n_samples:int=None, # samples of the default curvature data (default: the loader's batch size)
+    tensorboard=None, # also write each record to TensorBoard in this folder
+    package:str=None, # "lightning" or "pytorch_lightning": the package your Trainer comes from
+    **tracker_kw, # more `Tracker` arguments: stats, n_probes, trace, top_eig, device, seed, config, ...
+):
     "A Lightning `Callback` recording curvature statistics with a `Tracker`: `Trainer(callbacks=[cb])`."
-    if loss_fn is not None and loss_closure is not None: raise CurvatureError("pass loss_fn= or loss_closure=, not both.")
+    if loss_fn is not None and loss_closure is not None:
+        raise CurvatureError("pass loss_fn= or loss_closure=, not both.")
     if loss_fn is not None:
         default = lambda m: dict(loss_fn=loss_fn)
     else: default = lambda m: dict(loss_closure=lightning_loss)

@@ -61,7 +61,8 @@ def _opt_list(s:str)->list:
 def _seeds(s:str)->list:
     "`3` means seeds 0, 1, 2; `0,5,7` lists them."
     try: vals = [int(v) for v in s.split(",")]
-    except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not a number of seeds (e.g. 3) or a list (e.g. 0,5,7)")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a number of seeds (e.g. 3) or a list (e.g. 0,5,7)")
     if len(vals) == 1:
         if vals[0] < 1: raise argparse.ArgumentTypeError(f"need at least one seed, got {vals[0]}")
         return list(range(vals[0]))
@@ -93,7 +94,8 @@ _DEVICES = "auto, cpu, cuda, cuda:N"
 def _device(s:str)->str:
     "`auto`, `cpu`, `cuda` or `cuda:N`, checked without importing torch (whether CUDA is there is checked at the start)."
     d = s.strip().lower()
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", d): raise argparse.ArgumentTypeError(f"unknown device {s!r}; valid: {_DEVICES}")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", d):
+        raise argparse.ArgumentTypeError(f"unknown device {s!r}; valid: {_DEVICES}")
     return d
 
 def _layer_spec(s:str)->str:
@@ -123,30 +125,39 @@ def _compare_args(c:argparse.ArgumentParser):
                    help=f"shipped task, one of: {', '.join(tasks)} (default: {ex.DEFAULT_TASK})")
     c.add_argument("--optimizers", type=_opt_list, default=["sgd", "adam"], metavar="LIST",
                    help=f"comma-separated optimizers from: {opts} (default: sgd,adam)")
-    c.add_argument("--steps", type=_positive, default=None, metavar="N", help="optimizer updates per run (default: the task's, e.g. 1000)")
-    c.add_argument("--seeds", type=_seeds, default=[0, 1, 2], metavar="S", help="number of seeds (3: seeds 0,1,2) or a list like 0,5,7 (default: 3)")
-    c.add_argument("--every", type=_positive, default=None, metavar="K", help="record every K steps, and step 0 and the last (default: the task's)")
+    c.add_argument("--steps", type=_positive, default=None, metavar="N",
+                   help="optimizer updates per run (default: the task's, e.g. 1000)")
+    c.add_argument("--seeds", type=_seeds, default=[0, 1, 2], metavar="S",
+                   help="number of seeds (3: seeds 0,1,2) or a list like 0,5,7 (default: 3)")
+    c.add_argument("--every", type=_positive, default=None, metavar="K",
+                   help="record every K steps, and step 0 and the last (default: the task's)")
     c.add_argument("--out", default="runs", metavar="DIR", help="output folder (default: ./runs)")
-    c.add_argument("--device", type=_device, default="auto", metavar="DEV", help=f"one of {_DEVICES} (auto: CUDA if available; default: auto)")
+    c.add_argument("--device", type=_device, default="auto", metavar="DEV",
+                   help=f"one of {_DEVICES} (auto: CUDA if available; default: auto)")
     c.add_argument("--threads", type=_positive, default=None, metavar="T",
                    help="CPU threads for torch (default on CPU: 1; the shipped models are small, and one thread is as "
                         "fast on an idle machine and much faster on a busy one)")
-    c.add_argument("--lr", type=_lrs, default={}, metavar="NAME=LR,...", help="override learning rates, e.g. sgd=0.05,adam=3e-4")
+    c.add_argument("--lr", type=_lrs, default={}, metavar="NAME=LR,...",
+                   help="override learning rates, e.g. sgd=0.05,adam=3e-4")
     c.add_argument("--method", choices=["exact", "hutchinson", "xdiag"], default=None,
                    help="Hessian diagonal: exact, or an estimate (default: the task's; exact except zipf-transformer)")
-    c.add_argument("--n-probes", type=_positive, default=None, metavar="P", help="probes per layer for hutchinson/xdiag")
+    c.add_argument("--n-probes", type=_positive, default=None, metavar="P",
+                   help="probes per layer for hutchinson/xdiag")
     c.add_argument("--layers", type=_layer_spec, default=None, metavar="SPEC",
                    help=_LAYERS_HELP.replace("to report", "to track") + " (default: all; a name the model lacks fails "
                         "at once, listing its layers)")
-    c.add_argument("--ratio", type=_ratio, default=None, metavar="NUM/DEN", help="ratio to report (default: the first two optimizers, e.g. sgd/adam)")
-    c.add_argument("--formats", type=_formats, default=list(_FORMATS), metavar="LIST", help="chart formats from html,png,svg (default: all)")
+    c.add_argument("--ratio", type=_ratio, default=None, metavar="NUM/DEN",
+                   help="ratio to report (default: the first two optimizers, e.g. sgd/adam)")
+    c.add_argument("--formats", type=_formats, default=list(_FORMATS), metavar="LIST",
+                   help="chart formats from html,png,svg (default: all)")
     c.add_argument("--no-charts", action="store_true", help="skip the charts")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.add_argument("--nproc", type=_positive, default=1, metavar="N",
                    help="split the curvature data over N processes (torch.distributed, gloo on CPU, nccl on GPUs): the "
                         "same records as one process; under torchrun/srun the launcher's ranks are used instead")
     c.add_argument("--background", action="store_true",
-                   help="compute the curvature records in a worker thread while training goes on (same numbers; default: in the training loop)")
+                   help="compute the curvature records in a worker thread while training goes on (same numbers; "
+                        "default: in the training loop)")
 
 def build_parser()->argparse.ArgumentParser:
     "The `localgeom` argument parser (subcommands `compare`, `tasks`, `show`); `compare` completes itself on first use."
@@ -154,11 +165,13 @@ def build_parser()->argparse.ArgumentParser:
     p = _Parser(prog="localgeom", formatter_class=argparse.RawDescriptionHelpFormatter,
                 description="Local Hessian geometry (per-layer R_med = max|H_ii| / median|H_ii|) along training "
                             "trajectories: compare how optimizers change it.",
-                epilog="examples:\n  localgeom compare --task digits-mlp --optimizers sgd,adam --steps 1000 --seeds 3 --out runs\n"
+                epilog="examples:\n"
+                       "  localgeom compare --task digits-mlp --optimizers sgd,adam --steps 1000 --seeds 3 --out runs\n"
                        "  localgeom tasks\n  localgeom show runs/digits-mlp")
     p.add_argument("--version", action="version", version=f"localgeom_nb {getattr(localgeom_nb, '__version__', '?')}")
     sub = p.add_subparsers(dest="command", metavar="{compare,tasks,show}", parser_class=_Parser)
-    c = sub.add_parser("compare", help="train optimizers on a shipped task, track R_med, write runs, charts and a summary",
+    c = sub.add_parser("compare",
+                       help="train optimizers on a shipped task, track R_med, write runs, charts and a summary",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Train each optimizer from the same initialisation and data order for every seed, "
                                    "record per-layer curvature statistics on a fixed subset of the training data, and "
@@ -173,7 +186,8 @@ def build_parser()->argparse.ArgumentParser:
                                    "a task folder in it, or a single run folder). Runs whose config says finished but "
                                    "whose metrics are missing, and runs whose process is gone, are named.")
     s.add_argument("dir", metavar="DIR", help="folder of runs")
-    s.add_argument("--ratio", type=_ratio, default=None, metavar="NUM/DEN", help="ratio to report (default: sgd/adam if present, else the first two optimizers)")
+    s.add_argument("--ratio", type=_ratio, default=None, metavar="NUM/DEN",
+                   help="ratio to report (default: sgd/adam if present, else the first two optimizers)")
     s.add_argument("--layers", type=_layer_spec, default=None, metavar="SPEC",
                    help=_LAYERS_HELP + " (default: all; needed when the runs are of models with different layers)")
     return p
@@ -235,7 +249,8 @@ def _pick_layers(spec:str, # `--layers` as given: "fc1,fc2", "fc1" or a regex li
         return names
     if spec in available: return [spec]
     try: rx = re.compile(spec)
-    except re.error as e: raise UsageError(f"{option} {spec!r} is neither a layer nor a regular expression ({e}); layers: {have}")
+    except re.error as e:
+        raise UsageError(f"{option} {spec!r} is neither a layer nor a regular expression ({e}); layers: {have}")
     hit = [l for l in available if rx.search(l)]
     if not hit: raise UsageError(f"{option} {spec!r} matches no layer; layers: {have}")
     return hit
@@ -259,7 +274,8 @@ def summary_markdown(df, # runs table (a pandas DataFrame)
     lines += ["## Loss at the last recorded step", "", plots.markdown_table(_loss_table(df)), ""]
     if has_r:
         tab = plots.summary_table(df, "r_med", num="-", den="-", layers=layers)
-        lines += [f"## R_med per layer at the last common step (mean and std over {_seeds_text(df, opts, 'r_med')})", "",
+        lines += [f"## R_med per layer at the last common step (mean and std over {_seeds_text(df, opts, 'r_med')})",
+                  "",
                   plots.markdown_table(tab), ""]
     ratio = ratio or _default_ratio(opts)
     if ratio and set(ratio) <= set(opts) and has_r:
@@ -279,16 +295,19 @@ def summary_markdown(df, # runs table (a pandas DataFrame)
             ml = ml.assign(cell=lambda d: [_cell(*r) for r in zip(d["mean"], d["ci_low"], d["ci_high"])])
             tab = ml.pivot_table(index="layer", columns="loss", values="cell", aggfunc="first", sort=False)
             steps = ml.groupby("loss")[[f"step_{num}", f"step_{den}"]].first()
-            tab.columns = [f"loss {c:.3g} (step {steps.loc[c].iloc[0]:.0f} vs {steps.loc[c].iloc[1]:.0f})" for c in tab.columns]
+            tab.columns = [f"loss {c:.3g} (step {steps.loc[c].iloc[0]:.0f} vs {steps.loc[c].iloc[1]:.0f})"
+                           for c in tab.columns]
             lines += [f"## Ratio R_med[{num}] / R_med[{den}] per layer at matched loss", "",
                       "Each run's R_med interpolated where its loss on the curvature data first reaches the level "
                       f"(the steps in the header: mean over seeds for {num} vs {den}); mean over "
-                      f"{_count(ml.loc[ml['n_pairs'] > 0, 'n_pairs'], 'seed pairs')}.", "", plots.markdown_table(tab, index=True), ""]
+                      f"{_count(ml.loc[ml['n_pairs'] > 0, 'n_pairs'], 'seed pairs')}.", "",
+                      plots.markdown_table(tab, index=True), ""]
         else: lines += [f"No loss level is reached by every run of {num} and {den}: no matched-loss comparison.", ""]
     if charts:
         by = {}
         for c in map(Path, charts): by.setdefault(str(c.with_suffix("")), []).append(c.suffix.lstrip("."))
-        lines += ["## Charts", "", *[f"- {k}.{{{','.join(v)}}}" if len(v) > 1 else f"- {k}.{v[0]}" for k, v in by.items()], ""]
+        lines += ["## Charts", "",
+                  *[f"- {k}.{{{','.join(v)}}}" if len(v) > 1 else f"- {k}.{v[0]}" for k, v in by.items()], ""]
     return "\n".join(lines)
 
 # %% ../nbs/11_cli.ipynb #278da5dc
@@ -367,7 +386,8 @@ def _warn_missing(cmd:str, shown:list, missing:list):
     "One warning line for the finished runs without metrics that no warning shown so far named."
     quiet = [r for r in missing if not any(r in m for m in shown)]
     if quiet: print(f"localgeom {cmd}: warning: the config of {', '.join(quiet)} says finished, but no metrics were "
-                    "found: left out of the summary (to recompute, delete the run folder and rerun compare)", file=sys.stderr)
+                    "found: left out of the summary (to recompute, delete the run folder and rerun compare)",
+                    file=sys.stderr)
 
 def _layers_of(d, spec:str, where:str)->list|None: # d: a pandas DataFrame
     "The layers to report for runs `d`: `--layers` if given, else all (None), unless the runs' layers differ."
@@ -382,7 +402,8 @@ def _layers_of(d, spec:str, where:str)->list|None: # d: a pandas DataFrame
         for l in pick:
             lack = [rid for rid, v in per.items() if l not in v]
             if lack: raise UsageError(f"--layers: layer {l!r} is not in every run (not in {', '.join(lack[:3])}"
-                                      f"{', ...' if len(lack) > 3 else ''}); layers in every run: {', '.join(common) or 'none'}")
+                                      f"{', ...' if len(lack) > 3 else ''}); layers in every run: "
+                                      f"{', '.join(common) or 'none'}")
         return pick
     if len(common) == len(order): return None
     odd = next(rid for rid, v in per.items() if len(v) != len(common))
@@ -398,8 +419,12 @@ def _relaunch(a)->int:
     import subprocess
     args, skip = [], False
     for x in a.argv:                                    # the arguments as given, less --nproc
-        if skip: skip = False; continue
-        if x == "--nproc": skip = True; continue
+        if skip:
+            skip = False
+            continue
+        if x == "--nproc":
+            skip = True
+            continue
         if not x.startswith("--nproc="): args.append(x)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={a.nproc}",
            "-m", "localgeom_nb.cli", *args]
@@ -445,15 +470,18 @@ def _compare_ranks(a)->int:
     runs, missing = _run_report(cfgs, df)
     _warn_missing("compare", a.warned, missing)
     if df.attrs.get("interrupted"):
-        print(f"localgeom compare: interrupted; everything recorded is in {root}; rerun the same command to resume.", file=sys.stderr)
+        print(f"localgeom compare: interrupted; everything recorded is in {root}; rerun the same command to resume.",
+              file=sys.stderr)
         return 130
     ratio = a.ratio or _default_ratio(a.optimizers)
     charts = [] if a.no_charts else write_charts(df, root/"charts", ratio, a.formats)
     nt = torch.get_num_threads()
-    lrs = [f"{o} {kw.get('lr')}" + (f" ({', '.join(f'{k}={v}' for k, v in kw.items() if k != 'lr')})" if len(kw) > 1 else "")
+    lrs = [f"{o} {kw.get('lr')}"
+           + (f" ({', '.join(f'{k}={v}' for k, v in kw.items() if k != 'lr')})" if len(kw) > 1 else "")
            for o, (c, kw) in opts.items()]
     info = [f"task: {task.name} ({task.description})", "learning rates: " + ", ".join(lrs),
-            f"steps: {steps}; recorded every {every} steps on {task.n_eval} fixed training samples; diagonal: {a.method or task.method}"
+            f"steps: {steps}; recorded every {every} steps on {task.n_eval} fixed training samples; "
+            f"diagonal: {a.method or task.method}"
             + (f"; layers: {', '.join(layers)}" if layers else ""),
             f"device: {dev}" + (f" ({nt} thread{'s' * (nt > 1)})" if dev.type == "cpu" else "") +
             f"; wall time: {secs:.1f} s; runs: {root} ({runs})"]
@@ -469,7 +497,8 @@ def _tasks(a)->int:
     import pandas as pd
     ex = _exp()
     rows = [dict(task=k, steps=t.steps, every=t.every, batch=t.batch_size or "full", curvature_samples=t.n_eval,
-                 diagonal=t.method, **{f"lr_{o}": t.lrs.get(o, "–") for o in ex.OPTIMIZERS}) for k, t in ex.TASKS.items()]
+                 diagonal=t.method, **{f"lr_{o}": t.lrs.get(o, "–") for o in ex.OPTIMIZERS})
+            for k, t in ex.TASKS.items()]
     print("Tasks (localgeom compare --task NAME):\n" + _describe_tasks() + "\n")
     print(_plots().markdown_table(pd.DataFrame(rows), floatfmt=".3g") + "\n")
     print("Optimizers (--optimizers a,b,...): " + ", ".join(
@@ -481,7 +510,8 @@ def _show(a)->int:
     group = {str(c.get("run_id") or Path(c["path"]).name): str(c.get("task") or Path(a.dir).name) for c in cfgs}
     gid = df["run_id"].map(group).fillna(Path(a.dir).name)
     names = list(dict.fromkeys([*group.values(), *gid]))
-    reports = {t: _run_report([c for c in cfgs if group[str(c.get("run_id") or Path(c["path"]).name)] == t], df[gid == t])
+    reports = {t: _run_report([c for c in cfgs if group[str(c.get("run_id") or Path(c["path"]).name)] == t],
+                              df[gid == t])
                for t in names}
     _warn_missing("show", a.warned, [r for _, m in reports.values() for r in m])
     for t in names:
@@ -493,7 +523,8 @@ def _show(a)->int:
         layers = _layers_of(d, a.layers, a.dir)
         try: md = summary_markdown(d, a.ratio, title=f"runs: {t}", info=[head], layers=layers)
         except ValueError as e:   # a runs table the summary cannot use: the plots' advice, in the CLI's words
-            msg = str(e).replace("pass layers=", "choose layers with --layers").replace("filter runs", "show a sub-folder")
+            msg = (str(e).replace("pass layers=", "choose layers with --layers")
+                   .replace("filter runs", "show a sub-folder"))
             raise UsageError(f"cannot summarise the runs under {a.dir}: {msg}") from None
         print(md)
     return 0

@@ -35,8 +35,9 @@ def is_rank0()->bool:
     "True on rank 0, and in a process without a process group: the rank that prints, shows progress and writes files."
     return not is_distributed() or dist.get_rank() == 0
 
-def resolve_group(distributed=None, # None: over the process group if one is initialised; True: require one; False: local
-                 )->tuple|None: # (rank, world size) when products are to be reduced over ranks, else None
+def resolve_group(
+    distributed=None, # None: over the process group if one is initialised; True: require one; False: local
+)->tuple|None: # (rank, world size) when products are to be reduced over ranks, else None
     "Decide whether a `Curvature` reduces its products over ranks."
     if distributed is False: return None
     if not is_distributed():
@@ -182,7 +183,9 @@ def check_ranks(err:BaseException|None, # this rank's error in the step before a
 def collective(what:str):
     "A block of collectives: a rank raising inside it posts its error and leaves the group, so the others raise too."
     # (naming the failed rank and its error, at once, instead of waiting in their collective until the timeout)
-    if not is_distributed(): yield; return
+    if not is_distributed():
+        yield
+        return
     try: yield
     except DistributedError: raise
     except Exception as e:

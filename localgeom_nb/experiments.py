@@ -72,14 +72,16 @@ TASKS = {t.name: t for t in [
          lambda s: MLP(64, (128, 128), 10, act="tanh", seed=s), _digits_train, F.cross_entropy, every=10),
     Task("digits-cnn", "SmallCNN (8/16 channels, ReLU) on sklearn digits 8x8, batch 64",
          lambda s: SmallCNN(1, 10, width=8, img=8, seed=s), _digits_train, F.cross_entropy, every=100, n_eval=256),
-    Task("zipf-transformer", "tiny causal Transformer (2 layers, d=32) on a Zipf(1.1) Markov language, 64 tokens, batch 32",
+    Task("zipf-transformer", "tiny causal Transformer (2 layers, d=32) on a Zipf(1.1) Markov language, "
+         "64 tokens, batch 32",
          lambda s: TinyTransformer(vocab=64, d_model=32, n_heads=2, n_layers=2, seq_len=32, seed=s), _lm_data, lm_loss,
          batch_size=32, every=200, n_eval=16, method="xdiag", n_probes=40),
     Task("linear-net", "two-layer linear net 64-64-1, init std 1e-3, teacher regression (n=2000), full-batch GD",
          lambda s: TwoLayerLinear(d=64, m=64, k=1, init_scale=1e-3, seed=s), _linear_data, half_mse,
          batch_size=None, steps=2000, every=50, n_eval=2000, lrs=dict(LINEAR_NET_LRS)),
     Task("gaussian-mlp", "MLP 16-64-64-4 (tanh) on a 4-class Gaussian mixture (n=1024), batch 64",
-         lambda s: MLP(16, (64, 64), 4, act="tanh", seed=s), lambda: gaussian_mixture(1024, 16, 4, seed=0), F.cross_entropy),
+         lambda s: MLP(16, (64, 64), 4, act="tanh", seed=s), lambda: gaussian_mixture(1024, 16, 4, seed=0),
+         F.cross_entropy),
 ]}
 DEFAULT_TASK = "digits-mlp"
 
@@ -107,9 +109,12 @@ def resolve_optimizers(optimizers, # names (list or "sgd,adam"), or dict name ->
         if isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], type): cls, kw = v[0], dict(v[1] or {})
         elif v is None or isinstance(v, dict):
             if name not in OPTIMIZERS:
-                raise CurvatureError(f"unknown optimizer {name!r}; valid names: {', '.join(OPTIMIZERS)} (or pass name: (cls, kwargs))")
+                raise CurvatureError(f"unknown optimizer {name!r}; valid names: {', '.join(OPTIMIZERS)} "
+                                     "(or pass name: (cls, kwargs))")
             cls, kw = OPTIMIZERS[name][0], {**OPTIMIZERS[name][1], **(v or {})}
-        else: raise CurvatureError(f"optimizer {name!r}: give a registered name, kwargs, or a (class, kwargs) pair, not {v!r}")
+        else:
+            raise CurvatureError(f"optimizer {name!r}: give a registered name, kwargs, or a (class, kwargs) pair, "
+                                 f"not {v!r}")
         if "lr" not in kw and name in task.lrs: kw["lr"] = task.lrs[name]
         out[name] = (cls, kw)
     return out
@@ -137,7 +142,8 @@ def run_one(task, # task name or `Task`
             background:bool=False, # compute the records in a worker thread while training goes on (see `Tracker`)
            )->pd.DataFrame:
     "Train and track one (task, optimizer, seed) run; returns its runs table."
-    task = get_task(task); dev = resolve_device(device)
+    task = get_task(task)
+    dev = resolve_device(device)
     steps, every = steps or task.steps, every or task.every
     torch.manual_seed(seed)
     model = task.model(seed).to(dev)
@@ -169,8 +175,8 @@ def compare_optimizers(task=DEFAULT_TASK, # task name or `Task`
     n0 = torch.get_num_threads()
     if threads == "auto": threads = 1 if resolve_device(device).type == "cpu" else None
     if threads: torch.set_num_threads(int(threads))
-    try: return _compare(task, optimizers, steps, seeds, every, out, device, progress, method, n_probes, layers, precond,
-                         background)
+    try: return _compare(task, optimizers, steps, seeds, every, out, device, progress, method, n_probes, layers,
+                         precond, background)
     finally: torch.set_num_threads(n0)
 
 def _compare(task, optimizers, steps, seeds, every, out, device, progress, method, n_probes, layers, precond,
@@ -192,7 +198,8 @@ def _compare(task, optimizers, steps, seeds, every, out, device, progress, metho
             frames.append(run_one(task, name, cls, kw, seed, steps, every, folder, device, method, n_probes, layers,
                                   precond, progress, desc=f"{name} seed {seed}", background=background))
     except KeyboardInterrupt:
-        warnings.warn(f"interrupted: returning the {len(frames)} finished runs" + (f"; everything recorded is in {root}, "
+        warnings.warn(f"interrupted: returning the {len(frames)} finished runs"
+                      + (f"; everything recorded is in {root}, "
                       "and the same call resumes" if root is not None else ""))
         df = pd.concat(frames, ignore_index=True) if frames else runs_frame([])
         if root is not None and root.exists():
@@ -222,7 +229,8 @@ def _pair_rows(df:pd.DataFrame, stat:str, opts:tuple, layers=None)->pd.DataFrame
     have = sorted(df["optimizer"].unique())
     if d.empty: raise CurvatureError(f"no {stat!r} rows for optimizers {opts}; available optimizers: {have}")
     for o in opts:
-        if not (d["optimizer"] == o).any(): raise CurvatureError(f"optimizer {o!r} has no {stat!r} rows; available: {have}")
+        if not (d["optimizer"] == o).any():
+            raise CurvatureError(f"optimizer {o!r} has no {stat!r} rows; available: {have}")
     return d
 
 def matched_step_ratios(df:pd.DataFrame, # runs table
@@ -236,7 +244,8 @@ def matched_step_ratios(df:pd.DataFrame, # runs table
     r = seed_ratios(_pair_rows(df, stat, (num, den), layers), num, den).rename(columns={"value": "ratio"})
     if steps is not None: r = r[r["step"].isin(list(steps))]
     if r.empty:
-        raise CurvatureError(f"no seed has {stat!r} for both {num!r} and {den!r} at a common step: ratios pair runs by seed")
+        raise CurvatureError(f"no seed has {stat!r} for both {num!r} and {den!r} at a common step: "
+                             "ratios pair runs by seed")
     groups = r.groupby(["layer", "step"], sort=False)
     rows = [dict(layer=l, step=s, **_ci(g["ratio"].values, conf)) for (l, s), g in groups]
     out = pd.DataFrame(rows)
@@ -291,7 +300,9 @@ def matched_loss_comparison(df:pd.DataFrame, # runs table
                 for o in (num, den):
                     s = g[o].xs(seed, level="seed").dropna()
                     l = L.get((o, seed))
-                    if l is None: vals[o] = math.nan; continue
+                    if l is None:
+                        vals[o] = math.nan
+                        continue
                     common = s.index.intersection(l.index)
                     v, k = _at_level(l.loc[common].values, s.loc[common].values, level)
                     vals[o] = v

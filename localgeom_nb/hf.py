@@ -25,7 +25,8 @@ def hf_loss(model:nn.Module, # a transformers model with a loss head (`...ForCau
                              "dict(input_ids=..., labels=...).")
     if "labels" not in batch:
         raise CurvatureError(f"the batch has no 'labels' (keys: {', '.join(batch)}), so the model computes no loss: "
-                             "add labels (causal LM: labels=input_ids with padding set to -100; the model shifts them).")
+                             "add labels (causal LM: labels=input_ids with padding set to -100; "
+                             "the model shifts them).")
     out = model(**batch)
     if isinstance(out, Mapping): loss, logits = out.get("loss"), out.get("logits")
     elif isinstance(out, tuple): loss, logits = out[0], (out[1] if len(out) > 1 else None)   # return_dict=False
@@ -86,7 +87,8 @@ def _loss64(model, task, logits, labels):
     if task == "sequence_classification":
         kind, n = getattr(model.config, "problem_type", None), model.config.num_labels
         if kind == "regression" or (kind is None and n == 1):
-            return F.mse_loss(logits.squeeze(), labels.squeeze().to(logits)) if n == 1 else F.mse_loss(logits, labels.to(logits))
+            return (F.mse_loss(logits.squeeze(), labels.squeeze().to(logits)) if n == 1
+                    else F.mse_loss(logits, labels.to(logits)))
         if kind == "multi_label_classification": return F.binary_cross_entropy_with_logits(logits, labels.to(logits))
         return ce(logits, labels)
     raise CurvatureError(f"{type(model).__name__} computes its loss in float32 from float64 logits; pass task= one of "

@@ -27,15 +27,19 @@ def in_kernel()->bool:
 def _has(mod:str)->bool: return importlib.util.find_spec(mod) is not None
 
 # %% ../nbs/09_plots.ipynb #08e6d727
-def use_offline_renderer(kind:str="auto", # "auto", "jupyter" (anywidget, interactive), "svg", "png" or "html" (inline JS)
+def use_offline_renderer(
+    kind:str="auto", # "auto", "jupyter" (anywidget, interactive), "svg", "png" or "html" (inline JS)
                         )->str:
     "Enable an altair renderer that works offline and return its name; `auto`: `jupyter` in a live kernel with `anywidget`, else `svg`."
     if kind == "auto":
         kind = "jupyter" if in_kernel() and _has("anywidget") else "svg"
     if kind not in _RENDERERS: raise ValueError(f"unknown renderer kind {kind!r}; use 'auto' or one of {_RENDERERS}")
-    if not _has("vl_convert"): raise ImportError("offline altair rendering needs vl-convert: `pip install vl-convert-python`")
+    if not _has("vl_convert"):
+        raise ImportError("offline altair rendering needs vl-convert: `pip install vl-convert-python`")
     if kind == "jupyter":
-        if not _has("anywidget"): raise ImportError("the offline 'jupyter' renderer needs anywidget: `pip install anywidget`, or use kind='svg'")
+        if not _has("anywidget"):
+            raise ImportError("the offline 'jupyter' renderer needs anywidget: `pip install anywidget`, "
+                              "or use kind='svg'")
         alt.renderers.enable("jupyter", offline=True)
     elif kind == "html": alt.renderers.enable("html", template="inline")
     else: alt.renderers.enable(kind)
@@ -69,7 +73,8 @@ def synthetic_runs(optimizers=("sgd", "adam"), # optimizer labels
                 for l in range(n_layers):
                     r = (3 + 2*l)*np.exp(g*i)*rng.lognormal(0, 0.15)
                     rows += [dict(row, layer=f"layers.{l}", stat="r_med", value=r),
-                             dict(row, layer=f"layers.{l}", stat="r_med_precond", value=1 + (r - 1)*rng.uniform(0.2, 0.4))]
+                             dict(row, layer=f"layers.{l}", stat="r_med_precond",
+                                  value=1 + (r - 1)*rng.uniform(0.2, 0.4))]
                 rows.append(dict(row, layer="(model)", stat="loss", value=loss))
     return pd.DataFrame(rows)[list(RUNS_COLUMNS)]
 
@@ -160,7 +165,9 @@ def ratio_frame(df:pd.DataFrame, # runs table
     _check_opts(d, num, den)
     d = d[d["layer"].isin(_layer_order(d, layers))]
     r = seed_ratios(d, num, den)
-    if r.empty: raise ValueError(f"no seed has {stat!r} for both {num!r} and {den!r} at a common step; ratios pair runs by seed")
+    if r.empty:
+        raise ValueError(f"no seed has {stat!r} for both {num!r} and {den!r} at a common step; "
+                         "ratios pair runs by seed")
     return _summarise(r, ("layer", "step"), _band_kind(band) or "minmax").rename(columns={"n_seeds": "n_pairs"})
 
 # %% ../nbs/09_plots.ipynb #7430131b
@@ -170,7 +177,8 @@ def loss_frame(df:pd.DataFrame, # runs table
     "Per optimizer and step: `n_seeds`, `mean`, `std`, `min`, `max` (and `lo`, `hi`) of the training loss over seeds."
     _check_cols(df, ("optimizer", "seed", "step"))
     if "stat" in df.columns and (df["stat"] == "loss").any(): d = df[df["stat"] == "loss"]
-    elif "loss" in df.columns and df["loss"].notna().any(): d = df.dropna(subset=["loss"]).assign(value=lambda x: x["loss"])
+    elif "loss" in df.columns and df["loss"].notna().any():
+        d = df.dropna(subset=["loss"]).assign(value=lambda x: x["loss"])
     else: raise ValueError("no training loss: need rows with stat=='loss' or a non-empty 'loss' column")
     return _summarise(_seed_values(d, ("optimizer", "step")), ("optimizer", "step"), _band_kind(band) or "minmax")
 
@@ -218,7 +226,8 @@ def _style(chart):
                  .configure_title(fontSize=15, anchor="start", subtitleFontSize=11, subtitleColor="#555")
                  .configure_header(labelFontSize=12, labelFontWeight="bold")
                  .configure_legend(labelFontSize=11, titleFontSize=12, symbolType="stroke",
-                                   symbolStrokeWidth=3, symbolOpacity=1, symbolSize=300, labelLimit=220).configure_view(stroke="#ddd"))
+                                   symbolStrokeWidth=3, symbolOpacity=1, symbolSize=300, labelLimit=220)
+                                   .configure_view(stroke="#ddd"))
 
 # %% ../nbs/09_plots.ipynb #2b58a269
 def step_x()->alt.X:
@@ -238,13 +247,15 @@ def _band_layers(y_title:str, color, band:str|None, log:bool, dash=None, tooltip
 def _log_ok(frame, log:bool, cols=("lo", "mean"))->bool:
     "`log` unless a value is not positive (then warn and use a linear axis)."
     if log and (frame[list(cols)] <= 0).any().any():
-        warnings.warn("non-positive values: using a linear y axis instead of log"); return False
+        warnings.warn("non-positive values: using a linear y axis instead of log")
+        return False
     return log
 
 def _facet(layers_, data, order:list, columns:int, shared_y:bool, width:int, height:int):
     "Facet layered charts by `layer` (in model order) in wrapped columns; each cell has its own x axis (none under empty cells)."
     ch = alt.layer(*layers_, data=alt.to_values(data)).properties(width=width, height=height).facet(
-        facet=alt.Facet("layer:N", sort=order, title=None), columns=min(columns, len(order))).resolve_axis(x="independent")
+        facet=alt.Facet("layer:N", sort=order, title=None),
+        columns=min(columns, len(order))).resolve_axis(x="independent")
     return ch if shared_y else ch.resolve_scale(y="independent")
 
 # %% ../nbs/09_plots.ipynb #1b6ae13a
@@ -257,19 +268,22 @@ def _flag_nonfinite(fr:pd.DataFrame)->pd.DataFrame:
     fr.loc[bad, "flag"] = fr.loc[bad, "layer"].map(top).fillna(1.0).to_numpy() * 1.5
     cols = ["mean", "lo", "hi", "min", "max", "std"]
     fr[cols] = fr[cols].where(np.isfinite(fr[cols]))
-    where = ", ".join(f"{o} {l} from step {s}" for (o, l), s in fr[bad].groupby(["optimizer", "layer"])["step"].min().items())
+    where = ", ".join(f"{o} {l} from step {s}"
+                      for (o, l), s in fr[bad].groupby(["optimizer", "layer"])["step"].min().items())
     warnings.warn(f"non-finite values (inf/NaN) drawn as red triangles at the top of their panel: {where}")
     return fr
 
 def _flag_layer(y_title:str, log:bool):
     "Red triangles for the flagged (non-finite) points."
     y = alt.Y("flag:Q", title=y_title, scale=alt.Scale(type="log") if log else alt.Undefined)
-    tip = [alt.Tooltip("optimizer:N"), alt.Tooltip("layer:N"), alt.Tooltip("step:Q"), alt.Tooltip("shown:N", title="value")]
+    tip = [alt.Tooltip("optimizer:N"), alt.Tooltip("layer:N"), alt.Tooltip("step:Q"),
+           alt.Tooltip("shown:N", title="value")]
     return alt.Chart().mark_point(shape="triangle-up", size=70, filled=True, color="#d62728", opacity=1).encode(
         x=step_x(), y=y, tooltip=tip).transform_filter("isValid(datum.flag)")
 
 # %% ../nbs/09_plots.ipynb #498855ff
-def _rmed(df, layers=None, stat="r_med", band=True, log=True, columns=3, shared_y=False, width=220, height=150, y_title=None):
+def _rmed(df, layers=None, stat="r_med", band=True, log=True, columns=3, shared_y=False, width=220, height=150,
+          y_title=None):
     "Unstyled `rmed_chart` (for composition)."
     bk, d = _band_kind(band), _stat_frame(df, stat, layers)
     fr, order = _flag_nonfinite(seed_band(df, stat, layers, bk or "minmax")), _layer_order(d, layers)
@@ -302,9 +316,12 @@ def _ratio_layers(df, num="sgd", den="adam", stat="r_med", layers=None, band=Tru
     fr = ratio_frame(df, num, den, stat, layers, bk or "minmax")
     lab = f"{_SHORT.get(stat, stat)}[{num}] / {_SHORT.get(stat, stat)}[{den}]"
     color = alt.value("#444")
-    rule = alt.Chart().transform_aggregate(n="count()").mark_rule(strokeDash=[4, 4], color="#d62728").encode(y=alt.datum(1))
-    ls = _band_layers(y_title or f"{lab} (ratio)", color, bk, _log_ok(fr, log), tooltip=("layer:N", "n_pairs:Q"), extra=(rule,))
-    return _facet(ls, fr, _layer_order(_stat_frame(df, stat, layers), layers), columns, shared_y, width, height).properties(
+    rule = (alt.Chart().transform_aggregate(n="count()").mark_rule(strokeDash=[4, 4], color="#d62728")
+            .encode(y=alt.datum(1)))
+    ls = _band_layers(y_title or f"{lab} (ratio)", color, bk, _log_ok(fr, log), tooltip=("layer:N", "n_pairs:Q"),
+                      extra=(rule,))
+    return _facet(ls, fr, _layer_order(_stat_frame(df, stat, layers), layers),
+                  columns, shared_y, width, height).properties(
         title=alt.TitleParams(f"Ratio {lab} per layer", subtitle=f"line: mean over {_n_text(fr.n_pairs)} of the "
                               f"per-seed ratio at matched steps; {_band_text(bk)}; dashed: ratio 1"))
 
@@ -351,10 +368,12 @@ def precond_chart(df:pd.DataFrame, # runs table with "r_med" and "r_med_precond"
     fr = pd.concat([seed_band(df, s, layers, bk or "minmax").assign(stat=s) for s in ("r_med", "r_med_precond")])
     color = alt.Color("optimizer:N", scale=optimizer_scale(df["optimizer"].unique()), title="optimizer")
     dash = alt.StrokeDash("stat:N", title="Hessian", scale=alt.Scale(domain=["r_med", "r_med_precond"]),
-                          legend=alt.Legend(symbolStrokeColor="#444", labelExpr="datum.value == 'r_med' ? 'H' : 'P^-1/2 H P^-1/2'"))
+                          legend=alt.Legend(symbolStrokeColor="#444",
+                                            labelExpr="datum.value == 'r_med' ? 'H' : 'P^-1/2 H P^-1/2'"))
     ls = _band_layers("R_med (max/median |diag|)", color, bk, _log_ok(fr, log), dash=dash,
                       tooltip=("optimizer:N", "layer:N", "stat:N", "n_seeds:Q"))
-    return _style(_facet(ls, fr, _layer_order(_stat_frame(df, "r_med", layers), layers), columns, shared_y, width, height)
+    return _style(_facet(ls, fr, _layer_order(_stat_frame(df, "r_med", layers), layers),
+                         columns, shared_y, width, height)
                   .properties(title=alt.TitleParams("Preconditioned vs raw R_med per layer",
                       subtitle=f"solid: H; dashed: P^-1/2 H P^-1/2; line: mean over seeds; {_band_text(bk)}")))
 
@@ -396,7 +415,8 @@ def edge_thresholds(df:pd.DataFrame, # runs table
                    )->pd.DataFrame:
     "One row per (optimizer, bounded stat): the stability `threshold` from the `stability_threshold` rows or `thresholds`."
     t = df[(df["stat"] == "stability_threshold") & np.isfinite(pd.to_numeric(df["value"], errors="coerce"))]
-    thr = {**t.sort_values("step", kind="stable").groupby("optimizer", sort=False)["value"].last().to_dict(), **(thresholds or {})}
+    thr = {**t.sort_values("step", kind="stable").groupby("optimizer", sort=False)["value"].last().to_dict(),
+           **(thresholds or {})}
     cols = ["optimizer", "stat", "threshold"]
     rows = [(o, s, float(v)) for o, v in thr.items() if o in set(df["optimizer"]) and math.isfinite(v)
             for s in SHARPNESS_STATS if s == "precond_sharpness" or _unpreconditioned(df, o)]
@@ -434,7 +454,8 @@ def _sharp(df, layers=("(model)",), thresholds=None, log=False, width=300, heigh
     layers_ = [line.transform_filter("isValid(datum.mean)"), pts.transform_filter("isValid(datum.mean)"),
                rule.transform_filter("isValid(datum.threshold)")]
     stats = [s for s in SHARPNESS_STATS if s in set(fr["stat"])]
-    head = alt.Header(labelExpr=" : ".join(f"datum.value == '{s}' ? '{_SHARP_TITLES[s]}'" for s in stats) + " : datum.value")
+    head = alt.Header(labelExpr=" : ".join(f"datum.value == '{s}' ? '{_SHARP_TITLES[s]}'" for s in stats)
+                      + " : datum.value")
     rows = list(pd.unique(fr["layer"]))
     ch = alt.layer(*layers_, data=alt.to_values(fr)).properties(width=width, height=height).facet(
         column=alt.Column("stat:N", sort=stats, title=None, header=head),
@@ -442,7 +463,8 @@ def _sharp(df, layers=("(model)",), thresholds=None, log=False, width=300, heigh
     note = "dashed: stability threshold 2/η (GD/SGD), (2+2μ)/η (momentum), (2+2β1)/((1−β1)η) (Adam)"
     if fr["threshold"].isna().all(): note = "no stability threshold recorded (pass thresholds=)"
     return ch.properties(title=alt.TitleParams("Sharpness and the edge of stability",
-                                               subtitle=f"solid: top eigenvalue per optimizer, mean over seeds; {note}"))
+                                               subtitle=f"solid: top eigenvalue per optimizer, mean over seeds; "
+                                                        f"{note}"))
 
 def sharpness_chart(df:pd.DataFrame, # runs table with `sharpness`/`precond_sharpness` (and `stability_threshold`) rows
                     layers=("(model)",), # layers to draw (one facet row each); default: the whole model
@@ -494,7 +516,8 @@ def summary_table(df:pd.DataFrame, # runs table
     if step not in steps: raise ValueError(f"step {at!r} is not common to all runs; common steps end at {steps[-1]}")
     d = _stat_frame(df, stat, layers)
     order = _layer_order(d, layers)
-    s = _seed_values(d[(d["step"] == step) & d["layer"].isin(order)]).groupby(["layer", "optimizer"])["value"].agg(["mean", "std"])
+    s = (_seed_values(d[(d["step"] == step) & d["layer"].isin(order)])
+         .groupby(["layer", "optimizer"])["value"].agg(["mean", "std"]))
     t = s.unstack("optimizer")
     opts = optimizer_order(d["optimizer"].unique())
     out = pd.DataFrame({f"{o}_{k}": t[(k, o)] for o in opts for k in ("mean", "std")}).reindex(order)
@@ -541,7 +564,9 @@ def save_chart(chart, # an altair chart
     "Save `chart` so it works offline (HTML with inline JS; SVG/PNG via vl-convert); OSError naming `path` if it cannot be written."
     path = Path(path)
     fmt = (format or path.suffix.lstrip(".")).lower()
-    if fmt not in _SAVE_FORMATS: raise ValueError(f"cannot save a chart as {path.name!r}: unknown format {fmt!r}; use one of .{', .'.join(_SAVE_FORMATS)}")
+    if fmt not in _SAVE_FORMATS:
+        raise ValueError(f"cannot save a chart as {path.name!r}: unknown format {fmt!r}; "
+                         f"use one of .{', .'.join(_SAVE_FORMATS)}")
     data, existed = _render(chart, fmt, scale), path.exists()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

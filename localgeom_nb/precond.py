@@ -135,7 +135,9 @@ def preconditioned(self:Curvature, optimizer:torch.optim.Optimizer, layer=None, 
 def _blocks_of(curv:Curvature, layer)->list:
     "The blocks whose parameters `layer` (block name, parameter names or None) touches."
     if layer is None: return list(curv.blocks)
-    if isinstance(layer, str): curv.block_names(layer); return [layer]
+    if isinstance(layer, str):
+        curv.block_names(layer)
+        return [layer]
     names = set(curv.block_names(layer))
     return [b for b, ns in curv.blocks.items() if names & set(ns)]
 

@@ -18,11 +18,15 @@ from .distributed import is_rank0
 
 # %% ../nbs/02_spectrum.ipynb #3ae43323
 EigResult = namedtuple("EigResult", "values vectors residuals n_hvp seconds converged")
-EigResult.__doc__ = ("Eigenpairs: `values` [k] (float64, descending for 'LA'), `vectors` ([k, dim] or dict name -> [k, *shape]), "
-                     "`residuals` [k] = ||H v - lambda v||, `n_hvp`, `seconds`, and whether every pair met `tol` (`converged`).")
+EigResult.__doc__ = ("Eigenpairs: `values` [k] (float64, descending for 'LA'), "
+                     "`vectors` ([k, dim] or dict name -> [k, *shape]), "
+                     "`residuals` [k] = ||H v - lambda v||, `n_hvp`, `seconds`, "
+                     "and whether every pair met `tol` (`converged`).")
 Density = namedtuple("Density", "grid density nodes weights sigma")
-Density.__doc__ = ("Spectral density: `density` on `grid` (integrates to 1), the quadrature `nodes` and `weights` [n_runs, n_steps] "
-                   "(each row of weights sums to 1), and the Gaussian width `sigma` used (absolute, in eigenvalue units).")
+Density.__doc__ = ("Spectral density: `density` on `grid` (integrates to 1), "
+                   "the quadrature `nodes` and `weights` [n_runs, n_steps] "
+                   "(each row of weights sums to 1), and the Gaussian width `sigma` used "
+                   "(absolute, in eigenvalue units).")
 
 # %% ../nbs/02_spectrum.ipynb #bacd8600
 def matrix_with_spectrum(eigs, # the eigenvalues to plant
@@ -70,7 +74,8 @@ def _check_op(op):
 
 # %% ../nbs/02_spectrum.ipynb #a71b3256
 LanczosState = namedtuple("LanczosState", "Q alpha beta n_hvp interrupted invariant")
-LanczosState.__doc__ = ("Output of `lanczos_tridiag`: the basis `Q` [m, dim], the coefficients `alpha` [m] and `beta` [m] "
+LanczosState.__doc__ = ("Output of `lanczos_tridiag`: the basis `Q` [m, dim], "
+                        "the coefficients `alpha` [m] and `beta` [m] "
                         "(`beta[-1]` couples to the next, unused vector), HVPs used, and how it stopped.")
 
 def lanczos_tridiag(op, # linear operator (`.dim`, `.device`, `.dtype`, `.matvec`)
@@ -96,24 +101,28 @@ def lanczos_tridiag(op, # linear operator (`.dim`, `.device`, `.dtype`, `.matvec
     try:
         for j in range(n_steps):
             Q[j] = q
-            w = op.matvec(q); n_hvp += 1
+            w = op.matvec(q)
+            n_hvp += 1
             a = torch.dot(q, w)
             w = w - a * q
             if j > 0: w = w - beta[-1] * Q[j - 1]
             w = _gram_schmidt(w, Q[:j + 1], locked)
             a, b = a.item(), w.norm().item()
             if not (math.isfinite(a) and math.isfinite(b)):
-                raise CurvatureError(f"non-finite Hessian-vector product at Lanczos step {j}: the curvature is not finite here.")
+                raise CurvatureError(f"non-finite Hessian-vector product at Lanczos step {j}: "
+                                     "the curvature is not finite here.")
             anorm = max(anorm, abs(a) + b + (beta[-1] if beta else 0.))  # Gershgorin bound on ||T||
             stop = j + 1 == dim
             if stop or b <= 10 * eps * anorm:  # invariant subspace: T's eigenvalues are exact eigenvalues of H
                 b, invariant = 0., True
                 if restart and not stop:
-                    r = _gram_schmidt(torch.randn(op.dim, generator=gen, device=op.device, dtype=op.dtype), Q[:j + 1], locked)
+                    r = _gram_schmidt(torch.randn(op.dim, generator=gen, device=op.device, dtype=op.dtype),
+                                      Q[:j + 1], locked)
                     q = r / r.norm()
                 else: stop = True
             else: q = w / b
-            alpha.append(a); beta.append(b)
+            alpha.append(a)
+            beta.append(b)
             if bar is not None: bar.update()
             if stop or (check is not None and check(alpha, beta)): break
     except KeyboardInterrupt:
@@ -152,8 +161,11 @@ def _deflated_round(op, V, theta_k, which, tol, max_iter, gen, bar):
     def check(alpha, beta):
         th, _, res = _ritz(alpha, beta, 1, which)
         kk, r = _wanted(th, which).item(), res.item()
-        return kk + r < K - margin or r <= tol * max(abs(th.item()), 1e-3 * abs(theta_k.item()))  # decided, or converged
-    if bar is not None: bar.total += max_iter; bar.refresh()
+        # decided, or converged
+        return kk + r < K - margin or r <= tol * max(abs(th.item()), 1e-3 * abs(theta_k.item()))
+    if bar is not None:
+        bar.total += max_iter
+        bar.refresh()
     v = torch.randn(op.dim, generator=gen, device=op.device, dtype=op.dtype)
     st = lanczos_tridiag(op, v, max_iter, gen=gen, restart=True, check=check, bar=bar, locked=V)
     if not st.alpha: return None, st
@@ -177,10 +189,14 @@ def lanczos(op, # linear operator (`.dim`, `.device`, `.dtype`, `.matvec`, `.mat
     t0 = time.perf_counter()
     op = _check_op(op)
     which = str(which).upper()
-    if which not in _WHICH: raise CurvatureError(f"which={which!r} is unknown: use 'LA' (largest), 'SA' (smallest) or 'LM' (largest magnitude).")
-    if not 1 <= k <= op.dim: raise CurvatureError(f"k={k} eigenpairs asked of an operator of dimension {op.dim}: use 1 <= k <= {op.dim}.")
+    if which not in _WHICH:
+        raise CurvatureError(f"which={which!r} is unknown: use 'LA' (largest), 'SA' (smallest) "
+                             "or 'LM' (largest magnitude).")
+    if not 1 <= k <= op.dim:
+        raise CurvatureError(f"k={k} eigenpairs asked of an operator of dimension {op.dim}: use 1 <= k <= {op.dim}.")
     max_iter = default_max_iter(op.dim, k) if max_iter is None else min(int(max_iter), op.dim)
-    if max_iter < k: raise CurvatureError(f"max_iter={max_iter} < k={k}: Lanczos needs at least k steps; raise `max_iter`.")
+    if max_iter < k:
+        raise CurvatureError(f"max_iter={max_iter} < k={k}: Lanczos needs at least k steps; raise `max_iter`.")
     tol = max(tol, 10 * torch.finfo(op.dtype).eps)
     gen = make_generator(seed, op.device)
     if v0 is None: v0 = torch.randn(op.dim, generator=gen, device=op.device, dtype=op.dtype)
@@ -241,7 +257,8 @@ def smooth_density(nodes, # [n_runs, m] (or [m]) quadrature nodes / eigenvalues
                    sigma:float, # Gaussian width (absolute)
                   )->torch.Tensor: # [G] float64 density on `grid`
     "The Gaussian-smoothed density `mean_r sum_i w_ri N(x; nodes_ri, sigma^2)` on `grid`."
-    nodes, weights = torch.as_tensor(nodes, dtype=torch.float64).cpu(), torch.as_tensor(weights, dtype=torch.float64).cpu()
+    nodes, weights = (torch.as_tensor(nodes, dtype=torch.float64).cpu(),
+                      torch.as_tensor(weights, dtype=torch.float64).cpu())
     if nodes.ndim == 1: nodes, weights = nodes[None], weights.reshape(1, -1)
     z = (torch.as_tensor(grid, dtype=torch.float64)[:, None] - nodes.reshape(1, -1)) / sigma
     return torch.exp(-0.5 * z ** 2) @ weights.reshape(-1) / (nodes.shape[0] * sigma * math.sqrt(2 * math.pi))
@@ -270,7 +287,8 @@ def slq_density(op, # linear operator (`.dim`, `.device`, `.dtype`, `.matvec`)
             st = lanczos_tridiag(op, v, steps, restart=False, bar=bar)
             if st.alpha:
                 theta, S = torch.linalg.eigh(_tridiag(st.alpha, st.beta))
-                nodes.append(theta); weights.append(S[0] ** 2)
+                nodes.append(theta)
+                weights.append(S[0] ** 2)
             if st.interrupted: break
     if not nodes: raise CurvatureError("SLQ was interrupted before any Lanczos step completed.")
     if len(nodes) < n_runs: warnings.warn(f"SLQ used {len(nodes)} of {n_runs} runs (interrupted).")
@@ -281,7 +299,8 @@ def slq_density(op, # linear operator (`.dim`, `.device`, `.dtype`, `.matvec`)
     width = hi - lo if hi > lo else max(abs(hi), 1.)
     sig = (0.01 if sigma is None else float(sigma)) * width
     auto = grid is None
-    grid = torch.linspace(lo - 5 * sig, hi + 5 * sig, n_grid, dtype=torch.float64) if auto else torch.as_tensor(grid, dtype=torch.float64).cpu()
+    grid = (torch.linspace(lo - 5 * sig, hi + 5 * sig, n_grid, dtype=torch.float64) if auto
+            else torch.as_tensor(grid, dtype=torch.float64).cpu())
     dens = smooth_density(nodes, weights, grid, sig)
     if auto: dens = dens / torch.trapezoid(dens, grid)
     _moving(op)  # warns if the data moved under the runs

@@ -27,8 +27,11 @@ def _finite(x:torch.Tensor)->bool:
 def _qpos(n:int, q:float, interpolation:str)->list:
     "The sorted positions the `q`-quantile of `n` values needs, with their weights."
     if not 0 <= q <= 1: raise CurvatureError(f"q={q} must lie in [0, 1].")
-    if interpolation not in ("lower", "linear"): raise CurvatureError(f"interpolation={interpolation!r}: use 'lower' or 'linear'.")
-    pos = q * (n - 1); i = int(math.floor(pos)); f = pos - i
+    if interpolation not in ("lower", "linear"):
+        raise CurvatureError(f"interpolation={interpolation!r}: use 'lower' or 'linear'.")
+    pos = q * (n - 1)
+    i = int(math.floor(pos))
+    f = pos - i
     return [(i, 1.0)] if interpolation == "lower" or f == 0 else [(i, 1 - f), (i + 1, f)]
 
 def _sorted_at(x:torch.Tensor, idx)->dict:
@@ -101,7 +104,8 @@ def r_med_stderr(diag, stderr, n_boot:int=64, seed:int=0, **kw)->float:
     "Bootstrap standard error of `r_med(diag)` given per-entry standard errors."
     d, s = _flat(diag), _flat(stderr)
     g = torch.Generator(device=d.device).manual_seed(seed)
-    draws = [r_med(d + s * torch.randn(len(d), generator=g, dtype=d.dtype, device=d.device), **kw) for _ in range(n_boot)]
+    draws = [r_med(d + s * torch.randn(len(d), generator=g, dtype=d.dtype, device=d.device), **kw)
+             for _ in range(n_boot)]
     t = torch.tensor([x for x in draws if math.isfinite(x)], dtype=torch.float64)
     return t.std().item() if len(t) > 1 else math.nan
 
@@ -118,7 +122,8 @@ def precond_diag(optimizer:torch.optim.Optimizer, # a live optimizer
             st, n = optimizer.state.get(p, {}), names.get(id(p))
             if n is None: continue
             if "exp_avg_sq" in st:  # Adam, AdamW
-                t = float(st["step"]); b2 = group["betas"][1]
+                t = float(st["step"])
+                b2 = group["betas"][1]
                 v = st["max_exp_avg_sq"] if group.get("amsgrad") and "max_exp_avg_sq" in st else st["exp_avg_sq"]
                 out[n] = (v / (1 - b2 ** t)).sqrt() + eps
             elif "square_avg" in st:  # RMSprop
