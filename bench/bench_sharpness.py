@@ -25,8 +25,8 @@ def run(opt_name:str, tracked:bool, sharp:bool=False, cold:bool=False):
     tr = Tracker(model, F.cross_entropy, eval_subset(X, y, N_EVAL), every=EVERY, sharpness=sharp, stats=("r_med",),
                  device="cpu") if tracked else None
     if tr is not None and cold:                   # forget the previous top vectors: every Lanczos run starts afresh
-        top = tr._top
-        tr._top = lambda stat, layer, op: (tr._v0.clear(), top(stat, layer, op))[1]
+        top = tr._top_eig
+        tr._top_eig = lambda stat, layer, op: (tr._v0.clear(), top(stat, layer, op))[1]
     t0 = time.perf_counter()
     track_training(model, opt, loader, F.cross_entropy, STEPS, tr, progress=False)
     return time.perf_counter() - t0, tr
@@ -61,8 +61,8 @@ def lm_hvps(opt_name:str, cold:bool)->float:
     tr = Tracker(model, task.loss_fn, task.eval_batch(), every=EVERY, sharpness=True, stats=("r_med",),
                  method="xdiag", n_probes=4, device="cpu")
     if cold:
-        top = tr._top
-        tr._top = lambda stat, layer, op: (tr._v0.clear(), top(stat, layer, op))[1]
+        top = tr._top_eig
+        tr._top_eig = lambda stat, layer, op: (tr._v0.clear(), top(stat, layer, op))[1]
     track_training(model, opt, task.loader(0), task.loss_fn, STEPS, tr, progress=False)
     return tr.n_sharp_hvp / tr.n_records
 

@@ -209,7 +209,7 @@ def _default_ratio(opts:list)->tuple|None:
     if "sgd" in opts and "adam" in opts: return ("sgd", "adam")
     return (opts[0], opts[1]) if len(opts) >= 2 else None
 
-def _count(ns, unit:str)->str:
+def _n_text(ns, unit:str)->str:
     "`3 seed pairs`, `1 seed pair`, or `2–3 seed pairs` when the cells rest on different numbers."
     lo, hi = int(min(ns)), int(max(ns))
     if lo < hi: return f"{lo}–{hi} {unit}"
@@ -286,7 +286,7 @@ def summary_markdown(df, # runs table (a pandas DataFrame)
         tab = tab.pivot_table(index="layer", columns="step", values="cell", aggfunc="first", sort=False)
         tab.columns = [f"step {c}" for c in tab.columns]
         lines += [f"## Ratio R_med[{num}] / R_med[{den}] per layer at matched steps", "",
-                  f"Mean over {_count(ms['n_pairs'], 'seed pairs')} (same initialisation and data order) with its "
+                  f"Mean over {_n_text(ms['n_pairs'], 'seed pairs')} (same initialisation and data order) with its "
                   f"{conf:.0%} t-interval; 1 means no difference.", "", plots.markdown_table(tab, index=True), ""]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -300,7 +300,7 @@ def summary_markdown(df, # runs table (a pandas DataFrame)
             lines += [f"## Ratio R_med[{num}] / R_med[{den}] per layer at matched loss", "",
                       "Each run's R_med interpolated where its loss on the curvature data first reaches the level "
                       f"(the steps in the header: mean over seeds for {num} vs {den}); mean over "
-                      f"{_count(ml.loc[ml['n_pairs'] > 0, 'n_pairs'], 'seed pairs')}.", "",
+                      f"{_n_text(ml.loc[ml['n_pairs'] > 0, 'n_pairs'], 'seed pairs')}.", "",
                       plots.markdown_table(tab, index=True), ""]
         else: lines += [f"No loss level is reached by every run of {num} and {den}: no matched-loss comparison.", ""]
     if charts:
@@ -430,7 +430,7 @@ def _relaunch(a)->int:
            "-m", "localgeom_nb.cli", *args]
     return subprocess.call(cmd)
 
-def _compare(a)->int:
+def _compare_cmd(a)->int:
     import os
     if a.nproc > 1 and "RANK" not in os.environ: return _relaunch(a)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:      # launched by torchrun (or by --nproc): join the group
@@ -505,7 +505,7 @@ def _tasks(a)->int:
         f"{o} ({c.__name__}{''.join(f', {k}={v}' for k, v in kw.items())})" for o, (c, kw) in ex.OPTIMIZERS.items()))
     return 0
 
-def _show(a)->int:
+def _show_cmd(a)->int:
     df, cfgs = _load_runs(a.dir), _configs(a.dir)
     group = {str(c.get("run_id") or Path(c["path"]).name): str(c.get("task") or Path(a.dir).name) for c in cfgs}
     gid = df["run_id"].map(group).fillna(Path(a.dir).name)
@@ -539,7 +539,7 @@ def main(argv=None, # arguments (default: sys.argv[1:])
     if a.command is None:
         p.print_help()
         return 0
-    cmd = {"compare": _compare, "tasks": _tasks, "show": _show}[a.command]
+    cmd = {"compare": _compare_cmd, "tasks": _tasks, "show": _show_cmd}[a.command]
     try:
         with _one_line_warnings(a.command) as a.warned: return cmd(a)
     except KeyboardInterrupt:

@@ -96,13 +96,13 @@ def _model_desc(model)->dict:
     return dict(model=type(model).__name__, n_params=sum(p.numel() for p in model.parameters()), model_repr=repr(model))
 
 # %% ../nbs/07_track.ipynb #248a0a80
-def _tensors(b):
+def _batch_tensors(b):
     "The tensors of a batch (nested tuples, lists and dicts)."
     if torch.is_tensor(b): yield b
     elif isinstance(b, dict):
-        for v in b.values(): yield from _tensors(v)
+        for v in b.values(): yield from _batch_tensors(v)
     elif isinstance(b, (list, tuple)):
-        for v in b: yield from _tensors(v)
+        for v in b: yield from _batch_tensors(v)
 
 def _data_desc(data)->str:
     "A fingerprint of the curvature data: a list of batches by count, shapes and a checksum; another iterable by type."
@@ -110,10 +110,10 @@ def _data_desc(data)->str:
         ds = getattr(data, "dataset", None)
         return type(data).__name__ + (f" over {len(ds):,} samples" if hasattr(ds, "__len__") else "")
     s1 = s2 = 0.0
-    for t in (t for b in data for t in _tensors(b)):
+    for t in (t for b in data for t in _batch_tensors(b)):
         x = t.detach().double()
         s1, s2 = s1 + x.sum().item(), s2 + x.square().sum().item()
-    shapes = [f"{tuple(t.shape)} {str(t.dtype).replace('torch.', '')}" for t in _tensors(data[0] if data else ())]
+    shapes = [f"{tuple(t.shape)} {str(t.dtype).replace('torch.', '')}" for t in _batch_tensors(data[0] if data else ())]
     return f"{len(data)} batch{'' if len(data) == 1 else 'es'} ({', '.join(shapes)}); checksum {s1:.10g}, {s2:.10g}"
 
 # %% ../nbs/07_track.ipynb #ab21be75
@@ -240,7 +240,7 @@ def _open(self:Tracker, run, cfg:dict, resume:bool, overwrite:bool)->RunStore:
 
 # %% ../nbs/07_track.ipynb #01ab1e0a
 @patch
-def _diagonal(self:Tracker):
+def _record_diagonal(self:Tracker):
     "The exact diagonal by `Curvature.diagonal` (the MLP route where it applies), checked on the first record only."
     d = self.curv.diagonal(method="exact", max_seconds=self.spec.max_seconds, progress=self.curv.progress,
                            verify=0 if self._checked else 3, seed=self.seed)
@@ -270,7 +270,7 @@ def _layer_stats(self:Tracker, P)->tuple:
     sp = self.spec
     kw = dict(precond=P, whole=sp.whole, top_eig=sp.top_eig, seed=self.seed, **sp.stats_kw)
     if sp.method != "exact": return self.curv.layer_rows(method=sp.method, n_probes=sp.n_probes, **kw), None
-    d = self._diagonal()
+    d = self._record_diagonal()
     return self.curv.layer_rows(diag=d, **kw), d
 
 # %% ../nbs/07_track.ipynb #d53b3d57
@@ -476,16 +476,16 @@ def _add_sharpness(self:Tracker, st:list, P, thr:float)->dict:
     "Add `sharpness` and `precond_sharpness` to each row of `st` (Lanczos, warm-started); the model-level values."
     for r in st:
         layer = None if r["layer"] == WHOLE_ROW else r["layer"]
-        r["sharpness"] = self._top("sharpness", layer, self.curv.operator(layer))
+        r["sharpness"] = self._top_eig("sharpness", layer, self.curv.operator(layer))
         if P is None: r["precond_sharpness"] = r["sharpness"]        # GD/SGD: P = I
-        elif P: r["precond_sharpness"] = self._top("precond_sharpness", layer,
+        elif P: r["precond_sharpness"] = self._top_eig("precond_sharpness", layer,
                                                     PreconditionedOperator(self.curv, P, layer))
         else: r["precond_sharpness"] = math.nan
     return dict(stability_threshold=thr)
 
 # %% ../nbs/07_track.ipynb #6e6f7b43
 @patch
-def _top(self:Tracker, stat:str, layer, op)->float:
+def _top_eig(self:Tracker, stat:str, layer, op)->float:
     "lambda_1 of `op` by Lanczos, started from the previous record's top vector of the same stat and layer."
     r = lanczos(op, k=1, tol=1e-4, v0=self._v0.get((stat, layer)), seed=self.seed)
     self._v0[(stat, layer)] = r.vectors[0]
