@@ -14,13 +14,14 @@ pytest:
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
 
 # Offline docs site in _site/ (no Quarto needed): executes the notebooks, nbdev processing, mkdocs-material.
-# `localgeom-docs --keep-going` builds every page even when a notebook fails (and still exits 1).
+# The builder is a developer tool, not in the package: `python tools/docs_site.py --help` lists its options;
+# `python tools/docs_site.py --keep-going` builds every page even when a notebook fails (and still exits 1).
 docs:
-	localgeom-docs
+	python tools/docs_site.py
 
 # README.md is generated from nbs/index.ipynb.
 readme:
-	localgeom-docs --readme
+	python tools/docs_site.py --readme
 
 # Speed comparisons (tables of ratios), not tests.
 bench:

@@ -10,6 +10,8 @@ assert "site-packages" in here.parts, f"localgeom_nb was imported from {here}, n
 mods = sorted(m.name for m in pkgutil.iter_modules([str(here)]) if not m.name.startswith("_"))
 for m in mods: importlib.import_module(f"localgeom_nb.{m}")   # every runtime import must be a declared requirement
 print(f"localgeom_nb {localgeom_nb.__version__} from {here}: imported {', '.join(mods)}")
+assert "docs" not in mods, "the docs site builder is a developer tool (tools/docs_site.py), not a module of the package"
+assert not (Path(sys.executable).parent/"localgeom-docs").exists(), "a localgeom-docs console script was installed"
 
 import torch, torch.nn as nn, torch.nn.functional as F
 assert torch.version.cuda is None, f"pip replaced the CPU torch by {torch.__version__}: a requirement pulled another torch"

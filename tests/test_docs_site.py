@@ -18,7 +18,7 @@ CHART_MIMES = re.compile(r'image/svg\+xml|application/vnd\.vega(lite)?\.v\d+\+js
 def _stale(manifest):
     "Sources newer than the built site, if any."
     built = manifest.stat().st_mtime
-    srcs = list(NBS.glob('*.ipynb')) + list((ROOT/'localgeom_nb').glob('*.py'))
+    srcs = list(NBS.glob('*.ipynb')) + list((ROOT/'localgeom_nb').glob('*.py')) + [ROOT/'tools'/'docs_site.py']
     return [p.name for p in srcs if p.stat().st_mtime > built]
 
 
@@ -31,10 +31,10 @@ def site():
         if prebuilt == '1': assert not _stale(manifest), f'_site/ is older than {_stale(manifest)[:5]}: run `make docs` again'
     else:
         t = time.time()
-        r = subprocess.run([sys.executable, '-c', 'import sys; from localgeom_nb.docs import main; sys.exit(main())'],
-                           cwd=ROOT, capture_output=True, text=True, timeout=1200)
+        r = subprocess.run([sys.executable, str(ROOT/'tools'/'docs_site.py')], cwd=ROOT, capture_output=True, text=True,
+                           timeout=1200)
         print(f'docs build: {time.time()-t:.0f} s')
-        assert r.returncode == 0, 'localgeom-docs failed:\n' + r.stdout[-4000:] + r.stderr[-6000:]
+        assert r.returncode == 0, 'tools/docs_site.py failed:\n' + r.stdout[-4000:] + r.stderr[-6000:]
     return json.loads(manifest.read_text())
 
 

@@ -1,4 +1,5 @@
-"Packaging smoke tests: version, wheel and sdist contents, console scripts, README generated from nbs/index.ipynb."
+"""Packaging smoke tests: version, wheel and sdist contents, console scripts, README generated from nbs/index.ipynb, and
+the developer tools (`tools/`: the docs site builder) kept out of the package."""
 import configparser, importlib.util, re, shutil, subprocess, sys, tarfile, zipfile
 from pathlib import Path
 import pytest
@@ -43,6 +44,30 @@ def test_sdist_has_metadata_files(dists):
     for f in ('settings.ini', 'setup.py', 'README.md', 'LICENSE'): assert f in names, f
 
 
+def test_docs_builder_is_not_shipped(dists):
+    "The docs site builder is a developer tool in `tools/`: not a module of the package, not a console script."
+    sdist, wheel = dists
+    assert (ROOT/'tools'/'docs_site.py').exists()
+    names = zipfile.ZipFile(wheel).namelist()
+    assert f"{CFG['lib_path']}/docs.py" not in names, 'the wheel still ships the docs builder as a module'
+    assert not [n for n in names if n.startswith('tools/') or '/tools/' in n], 'the wheel ships tools/'
+    meta = next(n for n in names if n.endswith('.dist-info/entry_points.txt'))
+    assert 'localgeom-docs' not in zipfile.ZipFile(wheel).read(meta).decode()
+    src = [n.split('/', 1)[1] for n in tarfile.open(sdist).getnames() if '/' in n]
+    assert not [n for n in src if n.startswith('tools/')], 'the sdist ships tools/ (MANIFEST.in?)'
+    assert f"{CFG['lib_path']}/docs.py" not in src
+    assert 'localgeom-docs' not in CFG.get('console_scripts', '')
+
+
+def test_installed_package_has_no_docs_builder():
+    "Neither `localgeom_nb.docs` nor a `localgeom-docs` script in this environment (a stale one: reinstall)."
+    from importlib import metadata
+    assert importlib.util.find_spec(f"{CFG['lib_name']}.docs") is None, f"{CFG['lib_name']}.docs is still importable"
+    eps = {e.name for e in metadata.entry_points(group='console_scripts')
+           if e.value.split(':')[0].split('.')[0] == CFG['lib_name']}
+    assert 'localgeom-docs' not in eps, 'a stale `localgeom-docs` entry point: run pip install -e ".[dev]" again'
+
+
 @pytest.mark.parametrize('script', sorted(SCRIPTS))
 def test_console_script_help(script):
     module = SCRIPTS[script].split(':')[0]
@@ -56,10 +81,11 @@ def test_console_script_help(script):
 
 
 def test_readme_is_generated_from_index():
-    from localgeom_nb.docs import write_readme
+    spec = importlib.util.spec_from_file_location('_docs_site', ROOT/'tools'/'docs_site.py')
+    ds = importlib.util.module_from_spec(spec); spec.loader.exec_module(ds)
     readme = (ROOT/'README.md').read_text(encoding='utf-8')
-    assert readme == write_readme(ROOT/'nbs'/'index.ipynb'), \
-        'README.md differs from nbs/index.ipynb: edit the notebook, then run `localgeom-docs --readme`'
+    assert readme == ds.write_readme(ROOT/'nbs'/'index.ipynb'), \
+        'README.md differs from nbs/index.ipynb: edit the notebook, then run `make readme`'
 
 
 def test_readme_opens_with_setup_commands_then_main_job():
@@ -117,6 +143,20 @@ def test_every_import_is_a_declared_requirement():
             if at_top and not have & runtime: bad.append(f"{f.name}: `import {mod}` at module level, not in requirements")
             elif not at_top and not have & (runtime | dev) and mod not in optional:
                 bad.append(f"{f.name}: `import {mod}` (lazy) is in neither requirements nor dev_requirements")
+    assert not bad, "\n".join(bad)
+
+
+def test_tools_imports_are_dev_requirements():
+    "The developer tools (`tools/*.py`, e.g. the docs site builder) run with the dev extra: it must declare what they import."
+    from importlib import metadata
+    dists = {m: {_norm(d) for d in ds} for m, ds in metadata.packages_distributions().items()}
+    have_all = _req_names('requirements') | _closure(_req_names('dev_requirements'))
+    tools = sorted((ROOT/'tools').glob('*.py'))
+    assert tools, 'no tools/*.py'
+    bad = [f"tools/{f.name}: `import {mod}` is in neither requirements nor dev_requirements"
+           for f in tools for mod, _ in _imports(f)
+           if mod not in sys.stdlib_module_names and mod not in {CFG['lib_name'], '__future__'} | {t.stem for t in tools}
+           and not dists.get(mod, {_norm(mod)}) & have_all]
     assert not bad, "\n".join(bad)
 
 
