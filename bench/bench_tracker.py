@@ -1,7 +1,8 @@
 """Overhead of tracking: digits MLP 64-128-128-10 (tanh), 1000 SGD steps at batch 64, with and without a `Tracker`
 recording every layer's EXACT R_med (and the quantile statistics, eval loss, run store on disk with a training-state
 checkpoint per record, written with the records) every 50 steps on a fixed 512-sample subset, computed in the loop
-(the default) and in the background (`Tracker(background=True)`: a worker thread on a copy of the parameters).
+(the default) and in the background on a copy of the parameters: a worker thread (`Tracker(background="thread")`)
+and a forked worker process with one torch thread (`Tracker(background="process")`).
 Target: tracked / untracked <= 1.10 at a record every 10 steps, quiet and under a concurrent load.
 
 Run: python bench/bench_tracker.py   (BENCH_THREADS=1 by default, as `localgeom compare` on a CPU; BENCH_REPEATS=3;
@@ -47,21 +48,25 @@ def main():
         print("(a second process does float32 matmuls during the whole run)")
     reps = int(os.environ.get("BENCH_REPEATS", 3))
     header(f"Tracker overhead: digits MLP, {STEPS} SGD steps, batch {BATCH}, exact R_med every {EVERY} steps on {N_EVAL} samples")
-    run(False); run(True); run(True, background=True)     # warm-up (imports, allocator)
-    plain, mem, disk, bg, recs, bgrec = [], [], [], [], [], []
+    run(False); run(True); run(True, background="thread"); run(True, background="process")   # warm-up
+    variants = [("untracked", {}), ("tracked, in memory", dict(folder=False)), ("tracked, run folder + checkpoints", {}),
+                ("tracked in a thread, run folder + checkpoints", dict(background="thread")),
+                ("tracked in a process, run folder + checkpoints", dict(background="process"))]
+    secs, recs = {v: [] for v, _ in variants}, {v: [] for v, _ in variants}
     for i in range(reps):                          # interleaved, so background load hits all variants alike
-        plain.append(run(False)[0])
-        t, tr = run(True); mem.append(t); recs.append(tr.seconds / tr.n_records)
-        with tempfile.TemporaryDirectory() as d: disk.append(run(True, os.path.join(d, "run"))[0])
-        with tempfile.TemporaryDirectory() as d:
-            t, tb = run(True, os.path.join(d, "run"), background=True); bg.append(t); bgrec.append(tb.seconds / tb.n_records)
-    p, m, k, b = (statistics.median(x) for x in (plain, mem, disk, bg))
-    table([dict(variant="untracked", seconds=p, ratio=1.0),
-           dict(variant="tracked, in memory", seconds=m, ratio=m / p),
-           dict(variant="tracked, run folder + checkpoints", seconds=k, ratio=k / p),
-           dict(variant="tracked in the background, run folder + checkpoints", seconds=b, ratio=b / p)], ["variant", "seconds", "ratio"])
-    print(f"\nrecords per run: {tr.n_records}; loop seconds per record: {statistics.median(recs)*1e3:.1f} ms in the loop, "
-          f"{statistics.median(bgrec)*1e3:.2f} ms in the background (copy + hand-off)")
-    print(f"overhead ratio (run folder): {k / p:.3f}x in the loop, {b / p:.3f}x in the background  (target <= 1.10x)")
+        for v, kw in variants:
+            if v == "untracked": secs[v].append(run(False)[0]); continue
+            with tempfile.TemporaryDirectory() as d:
+                folder = None if kw.get("folder") is False else os.path.join(d, "run")
+                t, tr = run(True, folder, **{k: x for k, x in kw.items() if k != "folder"})
+            secs[v].append(t); recs[v].append(tr.seconds / tr.n_records)
+    med = {v: statistics.median(x) for v, x in secs.items()}
+    p = med["untracked"]
+    table([dict(variant=v, seconds=med[v], ratio=med[v] / p,
+                loop_ms_per_record=statistics.median(recs[v]) * 1e3 if recs[v] else float("nan")) for v, _ in variants],
+          ["variant", "seconds", "ratio", "loop_ms_per_record"])
+    print(f"\nrecords per run: {tr.n_records}; untracked step {p / STEPS * 1e3:.2f} ms")
+    print("overhead ratio (run folder): " + ", ".join(f"{v.split(',')[0]} {med[v] / p:.3f}x" for v, _ in variants[2:])
+          + "  (target <= 1.10x)")
 
 if __name__ == "__main__": main()

@@ -6,8 +6,8 @@ import importlib as _il, sys as _sys
 
 # modules that patch methods onto `Curvature` are imported together, so `lg.Curvature(...)` has all its methods
 _CORE = ["oracle", "operator", "spectrum", "estimators", "mlp_diag", "diagonal", "piecewise", "precond", "stats", "data",
-         "models", "store", "track", "experiments"]
-_LAZY = ["plots", "verdict", "session", "explorer", "cli", "docs", "hf", "callbacks"]
+         "models", "store", "worker", "track", "experiments"]
+_LAZY = ["plots", "verdict", "session", "explorer", "cli", "hf", "callbacks"]
 
 def _index():
     "Public name -> submodule, from nbdev's symbol index."

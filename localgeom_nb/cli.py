@@ -156,8 +156,8 @@ def _compare_args(c:argparse.ArgumentParser):
                    help="split the curvature data over N processes (torch.distributed, gloo on CPU, nccl on GPUs): the "
                         "same records as one process; under torchrun/srun the launcher's ranks are used instead")
     c.add_argument("--background", action="store_true",
-                   help="compute the curvature records in a worker thread while training goes on (same numbers; "
-                        "default: in the training loop)")
+                   help="compute the curvature records while training goes on, in a worker process on a CPU (a "
+                        "thread on a GPU): the same numbers; default: in the training loop")
 
 def build_parser()->argparse.ArgumentParser:
     "The `localgeom` argument parser (subcommands `compare`, `tasks`, `show`); `compare` completes itself on first use."
@@ -462,7 +462,7 @@ def _compare_ranks(a)->int:
     t0 = time.perf_counter()
     df = ex.compare_optimizers(task, opts, steps=steps, seeds=a.seeds, every=every, out=a.out, device=dev,
                                progress=not a.quiet, method=a.method, n_probes=a.n_probes, threads=None,
-                               layers=layers, background=a.background)
+                               layers=layers, background=a.background and ("process" if dev.type == "cpu" else "thread"))
     secs = time.perf_counter() - t0
     if _rank() != 0: return 0                           # the run store, charts and summary are rank 0's
     root = Path(a.out)/task.name

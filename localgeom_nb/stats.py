@@ -73,13 +73,14 @@ def r_med(diag, # Hessian diagonal: a tensor, or a dict of tensors (one layer's 
 
 # %% ../nbs/04_stats.ipynb #a673fdff
 def _np_stats(a:np.ndarray, abs:bool=True, q:float=0.5, interpolation:str="lower", what:str="the diagonal")->dict:
-    "`diag_stats` of a flat numpy array, from one sort (`what` names the array in the NaN error)."
+    "`diag_stats` of a flat numpy array, from one partial sort (`what` names the array in the NaN error)."
     n = len(a)
     if n == 0: raise CurvatureError("statistics of an empty diagonal.")
     if not np.isfinite(a).all(): raise CurvatureError(f"{what} has NaN/Inf entries.")
     d = np.abs(a) if abs else a
-    s = np.sort(d)
-    at = lambda p: sum(w * float(s[i]) for i, w in _qpos(n, p, interpolation))
+    pos = {p: _qpos(n, p, interpolation) for p in (.1, q, .9, .99)}
+    s = np.partition(d, sorted({0, n - 1, *(i for ps in pos.values() for i, _ in ps)}))   # (2-3x faster than a sort)
+    at = lambda p: sum(w * float(s[i]) for i, w in pos[p])
     qs = dict(d_min=float(s[0]), d_q10=at(.1), d_median=at(q), d_q90=at(.9), d_q99=at(.99), d_max=float(s[-1]))
     med = qs["d_median"]
     return dict(n_params=n, r_med=(qs["d_max"] / med if med else math.inf), **qs,

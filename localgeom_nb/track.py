@@ -9,7 +9,7 @@ __all__ = ['DEFAULT_STATS', 'Training', 'StatSpec', 'FlushPolicy', 'Tracker', 'c
 
 # %% ../nbs/07_track.ipynb #8856c962
 import contextlib, copy, math, time, warnings
-from collections import namedtuple
+from collections import deque, namedtuple
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 import numpy as np, pandas as pd
@@ -26,6 +26,7 @@ from .spectrum import lanczos
 from .store import RUNS_SCHEMA, RUNS_KEY, StoreError, runs_frame, read_metrics, read_config
 from .store import check_same_run, RunStore, training_state, find_runs, load_runs, run_configs
 from .store import run_status, jsonable, utc_now
+from .worker import ForkWorker
 
 # %% ../nbs/07_track.ipynb #4b87e70f
 _all_ = ["RUNS_SCHEMA", "StoreError", "runs_frame", "read_metrics", "read_config", "check_same_run", "RunStore",
@@ -116,6 +117,17 @@ def _data_desc(data)->str:
     shapes = [f"{tuple(t.shape)} {str(t.dtype).replace('torch.', '')}" for t in _batch_tensors(data[0] if data else ())]
     return f"{len(data)} batch{'' if len(data) == 1 else 'es'} ({', '.join(shapes)}); checksum {s1:.10g}, {s2:.10g}"
 
+# %% ../nbs/07_track.ipynb #40ca74a1
+_MODES = {False: None, None: None, True: "thread", "thread": "thread", "process": "process"}
+
+def _background_mode(background)->str|None:
+    "Where records are computed, from `Tracker(background=...)`: None (in the loop), 'thread' or 'process'."
+    try: return _MODES[background]
+    except (KeyError, TypeError): raise CurvatureError(
+        f"background={background!r}: use False (in the loop), 'thread' (or True) or 'process'.") from None
+
+def _tensors(m:nn.Module)->list: return [*m.parameters(), *m.buffers()]
+
 # %% ../nbs/07_track.ipynb #ab21be75
 class Tracker:
     "Record per-layer curvature statistics of `model` on fixed data every `every` steps of any training loop."
@@ -142,7 +154,8 @@ class Tracker:
                  loss_closure=None, # `loss_closure(model, batch)` instead of `loss_fn`
                  stats_kw:dict=None, # spec: extra `layer_stats` arguments (abs, q, interpolation)
                  max_seconds:float=60., # spec: refuse an exact diagonal (no MLP shortcut) estimated to take longer
-                 background:bool=False, # records computed in a worker thread on a copy of the weights
+                 background=False, # records computed on a copy of the weights while training goes on: "process"
+                                   # (a forked worker process, CPU only), "thread" (or True: a worker thread), False
                  resume:bool=True, # continue the run in the `run` folder if it is the same experiment (False: refuse)
                  overwrite:bool=False, # replace the run in the `run` folder by a fresh one
                  heartbeat_secs:float=60., # between records, refresh the heartbeat this often at most (None: never)
@@ -167,6 +180,7 @@ class Tracker:
             from localgeom_nb.distributed import shard, is_distributed
             if is_distributed(): data = shard(data)
         self.model, self.every, self.seed = model, int(every), int(seed)
+        background = _background_mode(background)
         if self.spec.sharpness and background:
             raise CurvatureError("sharpness=True needs the optimizer's state at the record: record in the loop "
                                  "(background=False).")
@@ -180,6 +194,7 @@ class Tracker:
         if self._group is not None and background:
             raise CurvatureError("background=True in a distributed run: the worker thread's collectives would "
                                  "interleave with the training loop's; record in the loop (background=False).")
+        self._pool = self._worker(background)      # (before the run folder is opened: a refusal leaves no trace)
         cfg = dict(_model_desc(model), optimizer=optimizer_name, seed=self.seed, every=self.every,
                    method=self.spec.method,
                    layers=layers if layers is None or isinstance(layers, (str, list, tuple)) else str(layers),
@@ -189,8 +204,7 @@ class Tracker:
         if cfg.get("optimizer") is None: cfg.pop("optimizer")
         if self._group is None: self.store = self._open(run, cfg, resume, overwrite)
         else: self._open_ranks(run, cfg, resume, overwrite)
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="localgeom-tracker") if background else None
-        self._job, self._opt_seen = None, False
+        self._jobs, self._opt_seen = deque(), False   # records computing in the background: (job, step, snapshot)
         self.n_records, self.seconds, self._since_flush, self._checked, self.diverged = 0, 0.0, 0, False, False
         self._flushed_at, self._strs = -math.inf, {}
 
@@ -200,6 +214,19 @@ class Tracker:
     def method(self)->str: return self.spec.method
 
     def __repr__(self): return f"Tracker(every={self.every}, method={self.method!r}, {self.curv!r}, {self.store!r})"
+
+# %% ../nbs/07_track.ipynb #33d4c2e5
+@patch
+def _worker(self:Tracker, mode:str|None):
+    "The background worker for `mode`: None, a thread pool, or a `ForkWorker` running `_measure` on the shadow model."
+    if mode is None: return None
+    if mode == "thread": return ThreadPoolExecutor(1, thread_name_prefix="localgeom-tracker")
+    if self.curv.device.type != "cpu": raise CurvatureError(
+        f"background='process' computes on the CPU, but the curvature is on {self.curv.device}: use "
+        "background='thread' (or False) on a GPU.")
+    self.curv.progress = False                          # (the child's bars would write into the parent's stream)
+    return ForkWorker(self._measure, _tensors(self._shadow), name="localgeom-tracker")
+
 
 # %% ../nbs/07_track.ipynb #fe7e26c2
 @patch
@@ -311,7 +338,7 @@ def step(self:Tracker, step:int, # the training step (number of optimizer update
          optimizer=None, # the optimizer, for its name, hyperparameters and preconditioner
          force:bool=False, # record even if `step` is not a multiple of `every`
          checkpoint:bool=False, # snapshot model, optimizer and random state with the record (run folders; for resuming)
-        )->pd.DataFrame|None: # the rows recorded (background: the previous record's, finished meanwhile), or None
+        )->pd.DataFrame|None: # the rows recorded (background: those of the last record finished meanwhile), or None
     "Record the statistics at this iterate if `step` is due (and not already recorded)."
     step = int(step)
     if self._group is not None:   # a distributed run: every rank calls step(); due records are collective
@@ -320,7 +347,7 @@ def step(self:Tracker, step:int, # the training step (number of optimizer update
             if skip: return None
     elif optimizer is not None and not self._opt_seen:   # (before skipping resumed steps)
         self._note_optimizer(optimizer)
-    pending = self._job is not None and self._job[1] == step
+    pending = any(j[1] == step for j in self._jobs)
     if (step % self.every and not force) or step in self.store.steps or pending or self.diverged:
         self.store.heartbeat_after(self.heartbeat_secs)
         return None
@@ -341,13 +368,21 @@ def step(self:Tracker, step:int, # the training step (number of optimizer update
     else:
         P = precond_diag(optimizer, self.model) if self.spec.precond and optimizer is not None else None
         snap = training_state(self.model, optimizer, step) if checkpoint and self.store.path is not None else None
-        rows = self._collect()                          # the previous record (finished long ago, normally)
-        with torch.no_grad():
-            for q, p in zip(self._shadow.parameters(), self.model.parameters()): q.copy_(p)
-            for q, p in zip(self._shadow.buffers(), self.model.buffers()): q.copy_(p)
-        self._job = (self._pool.submit(self._compute, P, step, loss, self.store.elapsed()), step, snap)
+        rows = self._collect(wait=False)                # the records finished meanwhile
+        if self._jobs and not isinstance(self._pool, ForkWorker): rows = self._collect()   # a thread: one shadow copy
+        self._jobs.append((self._hand_off(P, step, loss, self.store.elapsed()), step, snap))
     self.seconds += time.perf_counter() - t0
     return rows
+
+# %% ../nbs/07_track.ipynb #73548044
+@patch
+def _hand_off(self:Tracker, P, step:int, loss, when:float):
+    "Start a record in the background on a copy of the weights; the job's `result()` is its (rows, notes)."
+    if isinstance(self._pool, ForkWorker):
+        return self._pool.submit(_tensors(self.model), P, finish=lambda m: self._rows(m, step, loss, when))
+    with torch.no_grad():
+        for q, p in zip(_tensors(self._shadow), _tensors(self.model)): q.copy_(p)
+    return self._pool.submit(self._compute, P, step, loss, when)
 
 # %% ../nbs/07_track.ipynb #d8a0f6c6
 @patch
@@ -377,15 +412,25 @@ def _section(self:Tracker, step:int):
 
 # %% ../nbs/07_track.ipynb #4f2a8e81
 @patch
-def _compute(self:Tracker, P, step:int, loss, when:float, sharp=None)->tuple:
-    "The record's rows, and its notes (layer -> why R_med is inf), in the worker thread in background mode."
+def _measure(self:Tracker, P, sharp=None)->tuple:
+    "A record's measurements (the worker's part in background mode): layer rows, extras, eval loss, seconds."
     t0 = time.perf_counter()
     st, diag = self._layer_stats(P)
     extra = self._add_sharpness(st, *sharp) if sharp is not None else {}
     eval_loss = diag.loss if diag is not None and diag.route == "mlp" else self.curv.loss()   # (a by-product)
-    loss = eval_loss if loss is None else loss
-    cols = self._record_rows(st, step, loss, eval_loss, time.perf_counter() - t0, when, extra)
+    return st, extra, eval_loss, time.perf_counter() - t0
+
+@patch
+def _rows(self:Tracker, measured:tuple, step:int, loss, when:float)->tuple:
+    "The record's rows from its measurements, and its notes (layer -> why R_med is inf)."
+    st, extra, eval_loss, seconds = measured
+    cols = self._record_rows(st, step, eval_loss if loss is None else loss, eval_loss, seconds, when, extra)
     return pd.DataFrame(cols, copy=False), {r["layer"]: r["note"] for r in st if r.get("note")}
+
+@patch
+def _compute(self:Tracker, P, step:int, loss, when:float, sharp=None)->tuple:
+    "The record's rows and notes (in the worker thread in background='thread' mode)."
+    return self._rows(self._measure(P, sharp), step, loss, when)
 
 # %% ../nbs/07_track.ipynb #5cf6258b
 @patch
@@ -403,11 +448,13 @@ def _store_record(self:Tracker, out:tuple, step:int, snap)->pd.DataFrame:
 
 # %% ../nbs/07_track.ipynb #91db84b1
 @patch
-def _collect(self:Tracker)->pd.DataFrame|None:
-    "Wait for the record computing in the background (if any) and store it; its error, if it failed, is raised here."
-    if self._job is None: return None
-    (fut, step, snap), self._job = self._job, None
-    return self._store_record(fut.result(), step, snap)
+def _collect(self:Tracker, wait:bool=True)->pd.DataFrame|None:
+    "Store the records computed in the background, in order (all of them, or those done if not `wait`); the rows of the last."
+    rows = None                                         # (a failed record's error is raised here)
+    while self._jobs and (wait or self._jobs[0][0].done()):
+        fut, step, snap = self._jobs.popleft()
+        rows = self._store_record(fut.result(), step, snap)
+    return rows
 
 # %% ../nbs/07_track.ipynb #3ab78b36
 @patch
@@ -416,7 +463,7 @@ def _flush_due(self:Tracker)->bool: return self.flush_policy.due(self._since_flu
 @patch
 def flush(self:Tracker):
     "Write buffered rows (and the last snapshot) to the run folder, after the record computing in the background."
-    if self._job is not None: self._collect()           # (which flushes when due: then there is nothing left here)
+    if self._jobs: self._collect()                      # (which flushes when due: then there is nothing left here)
     self.store.flush()
     self._since_flush, self._flushed_at = 0, time.perf_counter()
 

@@ -55,7 +55,7 @@ def test_runs_load_back(compared):
 
 
 def test_background_gives_the_same_records(compared, tmp_path):
-    "`--background` computes the records in a worker thread: the numbers are the default run's."
+    "`--background` computes the records in a worker process (CPU): the numbers are the default run's."
     from localgeom_nb.track import load_runs
     tmp, _ = compared
     r = cli("compare", "--task", "digits-mlp", "--optimizers", "sgd,adam", "--steps", "10", "--every", "5",
