@@ -168,6 +168,34 @@ def _zcols(gz, z, to_z, from_z, shape, ts, ii, batched):
         out.append(torch.zeros(N, P, dtype=z.dtype, device=z.device) if r is None else from_z(r[None])[0, :, :, i])
     return torch.stack(out)
 
+def _positions_independent(gz, z, to_z, from_z, shape)->tuple:
+    "(are the cross-position blocks `M_n[t, s]`, t != s, of the output Hessian all zero?, products spent)."
+    # For each bit of the position index, a random probe on the positions with that bit set (and one on those
+    # with it clear) must give exactly zero on the other positions: every pair t != s differs in some bit, and a
+    # nonzero block would make that output nonzero with probability one. Any nonzero (even rounding) says no.
+    N, P, Dout = shape
+    if P == 1 or not gz.requires_grad: return False, 0
+    g, pos, n = torch.Generator().manual_seed(0), torch.arange(P), 0
+    for b in range((P - 1).bit_length()):
+        for side in (0, 1):
+            m = ((pos >> b) & 1) == side
+            V = (torch.randn(1, N, P, Dout, generator=g, dtype=torch.float64) * m[None, :, None]).to(z.device, z.dtype)
+            r, = torch.autograd.grad(gz, z, to_z(V)[0], retain_graph=True, allow_unused=True)
+            n += 1
+            if r is not None and from_z(r[None])[0][:, (~m).to(z.device)].ne(0).any(): return False, n
+    return True, n
+
+def _zdiag(gz, z, to_z, from_z, shape, ii)->torch.Tensor:
+    "`r[k, n, s] = M^{i_k}_n[s, s]` for units `i_k` when positions are independent: one product per unit."
+    (N, P, Dout), out = shape, []
+    v3 = torch.zeros(1, N, P, Dout, dtype=z.dtype, device=z.device)
+    for i in ii.tolist():
+        v3[0, :, :, i] = 1
+        r, = torch.autograd.grad(gz, z, to_z(v3)[0], retain_graph=True, allow_unused=True)
+        v3[0, :, :, i] = 0
+        out.append(torch.zeros(N, P, dtype=z.dtype, device=z.device) if r is None else from_z(r[None])[0, :, :, i])
+    return torch.stack(out)
+
 # %% ../nbs/03a_diagonal.ipynb #4f55753f
 class _NotFast(Exception): "The shortcut does not apply to this layer (the reason is the message)."
 
@@ -218,6 +246,19 @@ def _fast_local(curv, mod, kind, want, label, chunk=None, progress=False, batche
             N, P = a3.shape[0], a3.shape[1]
             a2 = a3[:, 0, :]**2 if P == 1 else None
             K = chunk or max(1, min(64 if batched else 256, 2**26 // max(1, z.numel())))
+            local, n_test = _positions_independent(gz, z, to_z, from_z, (N, P, W.shape[0])) if P > 1 else (False, 0)
+            n_prod += n_test
+            if local:   # the positions do not interact (e.g. per-token layers after the last attention): all at once
+                for s0, s1 in progress_bar(chunk_spans(W.shape[0], K), f"diag {label}", progress):
+                    ii = torch.arange(s0, s1, device=curv.device)
+                    r = _zdiag(gz, z, to_z, from_z, (N, P, W.shape[0]), ii)   # [K, N, P]
+                    if not torch.isfinite(r).all():
+                        raise CurvatureError(f"the output-space Hessian of layer {label!r} has NaN/Inf: the "
+                                             "curvature is not finite at this iterate.")
+                    dW.index_add_(0, ii, torch.einsum('kns,nsj->kj', r, a3**2))
+                    db.index_add_(0, ii, r.sum((1, 2)))
+                    n_prod += s1 - s0
+                continue
             pairs = [(t, i) for i in range(W.shape[0]) for t in range(P)]
             for s0, s1 in progress_bar(chunk_spans(len(pairs), K), f"diag {label}", progress):
                 ts = torch.tensor([p[0] for p in pairs[s0:s1]], device=curv.device)
@@ -399,7 +440,7 @@ def _block_flat(curv, b, r, cost, max_seconds, max_hvps, progress, res)->tuple:
             d, n = _fast_layer(curv, r[1], r[2], curv.block_names(b), b, progress=progress)
             res.spent('output', n)
             res.routes[b] = 'fast'
-            res.reasons[b] = f"output-space products ({r[-1]:,} instead of {curv.block_dim(b):,} columns)"
+            res.reasons[b] = f"output-space products ({n:,} instead of {curv.block_dim(b):,} columns)"
             return curv.flatten(d, b), True
         except _NotFast as e:
             r = ('columns', str(e), curv.block_dim(b))
