@@ -4,18 +4,19 @@
 
 # %% auto #0
 __all__ = ['CLASSIFICATION_LRS', 'LINEAR_NET_LRS', 'TASKS', 'DEFAULT_TASK', 'OPTIMIZERS', 'Task', 'get_task', 'text_task',
-           'resolve_optimizers', 'run_one', 'compare_optimizers', 'matched_step_ratios', 'loss_levels',
+           'resolve_optimizers', 'run_one', 'compare_optimizers', 'exact_r_meds', 'matched_step_ratios', 'loss_levels',
            'matched_loss_comparison']
 
 # %% ../nbs/08_experiments.ipynb #d5db1161
-import dataclasses, math, warnings
+import dataclasses, math, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from scipy import stats as _sps
 from tqdm.auto import tqdm
-from .operator import CurvatureError, resolve_device
+from .operator import Curvature, CurvatureError, resolve_device
+from .stats import r_med
 from .data import (digits, gaussian_mixture, zipf_markov, linear_net_data, make_loader, eval_subset,
                                text_lm_data)
 from .models import MLP, SmallCNN, TinyTransformer, lm_loss, TwoLayerLinear, half_mse, text_transformer
@@ -154,7 +155,8 @@ def run_one(task, # task name or `Task`
             folder=None, # run folder, or None for an in-memory run
             device="auto", method:str=None, n_probes:int=None, layers=None, precond:bool=True,
             progress:bool=False, desc:str=None,
-            background:bool=False, # compute the records in a worker thread while training goes on (see `Tracker`)
+            background=False, # compute the records while training goes on: "process", "thread" or True (see `Tracker`)
+            at_end=None, # called as `at_end(name, seed, model)` with the trained model (e.g. an exact check on it)
            )->pd.DataFrame:
     "Train and track one (task, optimizer, seed) run; returns its runs table."
     task = get_task(task)
@@ -168,6 +170,7 @@ def run_one(task, # task name or `Task`
                  method=method or task.method, n_probes=n_probes or task.n_probes, precond=precond,
                  optimizer_name=name, seed=seed, device=dev, config=cfg, background=background) as tr:
         track_training(model, opt, task.loader(seed), task.loss_fn, steps, tr, progress=progress, desc=desc)
+    if at_end is not None: at_end(name, seed, model)
     return tr.df
 
 # %% ../nbs/08_experiments.ipynb #1fa69271
@@ -184,18 +187,19 @@ def compare_optimizers(task=DEFAULT_TASK, # task name or `Task`
                        layers=None, # layers to track (default: all; see `select_blocks`)
                        precond:bool=True, # also record the preconditioned R_med of adaptive optimizers
                        threads="auto", # torch CPU threads during the runs: "auto" (1 on CPU), a number, or None (leave as is)
-                       background:bool=False, # compute each record in a worker thread while training goes on (same rows)
+                       background=False, # compute each record while training goes on: "process", "thread" or True (same rows)
+                       at_end=None, # called as `at_end(name, seed, model)` after each run trained here (not resumed ones)
                       )->pd.DataFrame: # the runs table of all runs
     "Train every optimizer from the same initialisation on the same data order for each seed, tracking the curvature."
     n0 = torch.get_num_threads()
     if threads == "auto": threads = 1 if resolve_device(device).type == "cpu" else None
     if threads: torch.set_num_threads(int(threads))
     try: return _compare(task, optimizers, steps, seeds, every, out, device, progress, method, n_probes, layers,
-                         precond, background)
+                         precond, background, at_end)
     finally: torch.set_num_threads(n0)
 
 def _compare(task, optimizers, steps, seeds, every, out, device, progress, method, n_probes, layers, precond,
-             background=False):
+             background=False, at_end=None):
     task, opts = get_task(task), resolve_optimizers(optimizers, task)
     steps, every = steps or task.steps, every or task.every
     seeds = [int(s) for s in (seeds if np.iterable(seeds) else range(seeds))]
@@ -211,7 +215,8 @@ def _compare(task, optimizers, steps, seeds, every, out, device, progress, metho
                 frames.append(load_runs(folder))
                 continue
             frames.append(run_one(task, name, cls, kw, seed, steps, every, folder, device, method, n_probes, layers,
-                                  precond, progress, desc=f"{name} seed {seed}", background=background))
+                                  precond, progress, desc=f"{name} seed {seed}", background=background,
+                                  at_end=at_end))
     except KeyboardInterrupt:
         warnings.warn(f"interrupted: returning the {len(frames)} finished runs"
                       + (f"; everything recorded is in {root}, "
@@ -225,6 +230,30 @@ def _compare(task, optimizers, steps, seeds, every, out, device, progress, metho
     df = pd.concat(frames, ignore_index=True)
     df.attrs.update(task=task.name, steps=steps, every=every, seeds=seeds, optimizers=list(opts))
     return df
+
+# %% ../nbs/08_experiments.ipynb #4d43e3f9
+def exact_r_meds(make_model, # picklable `make_model(seed=...)` (e.g. `functools.partial(text_transformer, size="2l")`)
+                 loss_fn, data, # the curvature loss and batch
+                 state:dict, # trained weights (a state dict)
+                 layers, # the layers (blocks) to compute
+                 seed:int=0, device="cpu", threads:int|None=None, # torch threads for this call (None: as they are)
+                )->tuple: # (loss on `data`, rows: layer, r_med_exact, route, n_products, seconds)
+    "Exact R_med of each of `layers` for the weights `state` (module-level and picklable arguments: a worker process can run it)."
+    n0 = torch.get_num_threads()
+    if threads: torch.set_num_threads(int(threads))
+    try: return _exact_r_meds(make_model, loss_fn, data, state, layers, seed, device)
+    finally: torch.set_num_threads(n0)
+
+def _exact_r_meds(make_model, loss_fn, data, state, layers, seed, device):
+    model = make_model(seed=seed).to(resolve_device(device))
+    model.load_state_dict(state)
+    curv, rows = Curvature(model, loss_fn, data, progress=False), []
+    for layer in layers:
+        t0 = time.perf_counter()
+        d = curv.diagonal("exact", layers=layer, force=True, progress=False)
+        rows.append(dict(layer=layer, r_med_exact=float(r_med(d)), route=d.routes[layer], n_products=d.n_hvp,
+                         seconds=time.perf_counter() - t0))
+    return curv.loss(), rows
 
 # %% ../nbs/08_experiments.ipynb #009da142
 def _ci(x:np.ndarray, conf:float)->dict:
