@@ -164,8 +164,8 @@ def _zcols(gz, z, to_z, from_z, shape, ts, ii, batched):
     for t, i in zip(ts.tolist(), ii.tolist()):
         v3[0, :, t, i] = 1
         r, = torch.autograd.grad(gz, z, to_z(v3)[0], retain_graph=True, allow_unused=True)
-        v3[0, :, t, i] = 0
-        out.append(torch.zeros(N, P, dtype=z.dtype, device=z.device) if r is None else from_z(r[None])[0, :, :, i])
+        out.append(torch.zeros(N, P, dtype=z.dtype, device=z.device) if r is None else from_z(r[None])[0, :, :, i].clone())
+        v3[0, :, t, i] = 0   # (after the read: a product may return the probe itself)
     return torch.stack(out)
 
 def _positions_independent(gz, z, to_z, from_z, shape)->tuple:
@@ -192,9 +192,153 @@ def _zdiag(gz, z, to_z, from_z, shape, ii)->torch.Tensor:
     for i in ii.tolist():
         v3[0, :, :, i] = 1
         r, = torch.autograd.grad(gz, z, to_z(v3)[0], retain_graph=True, allow_unused=True)
-        v3[0, :, :, i] = 0
-        out.append(torch.zeros(N, P, dtype=z.dtype, device=z.device) if r is None else from_z(r[None])[0, :, :, i])
+        out.append(torch.zeros(N, P, dtype=z.dtype, device=z.device) if r is None else from_z(r[None])[0, :, :, i].clone())
+        v3[0, :, :, i] = 0   # (after the read: a product may return the probe itself)
     return torch.stack(out)
+
+# %% ../nbs/03a_diagonal.ipynb #4950ccfe
+_PIVOT_BYTES = 2**30   # the largest pivot output Hessian kept in memory (beyond it: the products at the layer itself)
+
+def _reaches_node(roots, target, stop=None)->bool:
+    "Does the autograd graph below `roots` reach the node `target` without passing through `stop`?"
+    seen, todo = set(), [r for r in roots if r is not None]
+    while todo:
+        n = todo.pop()
+        if n is stop or n in seen: continue
+        if n is target: return True
+        seen.add(n)
+        todo.extend(f for f, _ in n.next_functions if f is not None)
+    return False
+
+def _ancestors(model, mod)->list:
+    "The names of the modules containing `mod` (the model itself excluded), the largest first."
+    name = next((n for n, m in model.named_modules() if m is mod), '')
+    parts = name.split('.') if name else []
+    return ['.'.join(parts[:k]) for k in range(1, len(parts))]
+
+def _out_tensor(out):
+    "A module's output tensor: the output, or the first entry of a tuple output (as transformer blocks return)."
+    if torch.is_tensor(out): return out
+    return out[0] if isinstance(out, (tuple, list)) and out and torch.is_tensor(out[0]) else None
+
+def _keeps_positions(apply, shape, device, dtype)->bool:
+    "Does `apply` (`[N, P, D]` probes to `[N, P, D']` results, or None) send every position only to itself?"
+    # the bit probes of `_positions_independent`: a probe on the positions with one bit of the index set (or
+    # clear) must give exact zeros on all the others
+    (N, P, D), g = shape, torch.Generator().manual_seed(1)
+    pos = torch.arange(P)
+    for b in range((P - 1).bit_length()):
+        for side in (0, 1):
+            m = ((pos >> b) & 1) == side
+            r = apply((torch.randn(N, P, D, generator=g, dtype=torch.float64) * m[None, :, None]).to(device, dtype))
+            if r is not None and r[:, (~m).to(device)].ne(0).any(): return False
+    return True
+
+def _pivot_hessian(gr, r, batched, K, progress=False, desc="pivot")->torch.Tensor:
+    "The output Hessian at the pivot `r` (`[N, P, D]`): all blocks `M_n[t, a, s, b]` as `[N, P, D, P, D]`, `P D` products."
+    N, P, D = r.shape
+    pairs = [(s, b) for s in range(P) for b in range(D)]
+    M = torch.zeros(N, P, D, P, D, dtype=r.dtype, device=r.device)
+    if not gr.requires_grad: return M
+    if batched:
+        for s0, s1 in progress_bar(chunk_spans(len(pairs), K), desc, progress):
+            V = torch.zeros(s1 - s0, N, P, D, dtype=r.dtype, device=r.device)
+            for k, (s, b) in enumerate(pairs[s0:s1]): V[k, :, s, b] = 1
+            cols = _zgrad(gr, r, V)
+            for k, (s, b) in enumerate(pairs[s0:s1]): M[:, :, :, s, b] = cols[k]
+        return M
+    v = torch.zeros_like(r)
+    for s, b in progress_bar(pairs, desc, progress):
+        v[:, s, b] = 1
+        col, = torch.autograd.grad(gr, r, v, retain_graph=True, allow_unused=True)
+        v[:, s, b] = 0
+        if col is not None: M[:, :, :, s, b] = col
+    return M
+
+def _batch_tensors(batch)->list:
+    "The tensors of a batch (a tensor, or a tuple, list or dict of them)."
+    if torch.is_tensor(batch): return [batch]
+    vals = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (tuple, list)) else []
+    return [t for v in vals for t in _batch_tensors(v)]
+
+def _cached_pivot(curv, name, bi, batch, w, make)->tuple:
+    "(pivot Hessian of batch `bi`, computed now?): kept on `curv` while weights, buffers, loss and batch stay the same."
+    # one pivot at a time, its batches within `_PIVOT_BYTES`; the batch itself is compared, not only its identity
+    sig = (name, id(curv.loss_fn)) + tuple((id(t), t._version) for t in [*curv.model.parameters(), *curv.model.buffers()])
+    ts, c = _batch_tensors(batch), curv.__dict__.get('_pivot_cache')
+    if c is None or c[0] != sig: c = curv.__dict__['_pivot_cache'] = (sig, {})
+    hit = c[1].get(bi)
+    if (hit is not None and hit[0] == w and len(hit[1]) == len(ts)
+            and all(a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b) for a, b in zip(hit[1], ts))):
+        return hit[2], False
+    c[1].pop(bi, None)
+    M = make()
+    if sum(h[2].numel() * h[2].element_size() for h in c[1].values()) + M.numel() * M.element_size() > _PIVOT_BYTES:
+        c[1].clear()
+    c[1][bi] = (w, [t.detach().clone() for t in ts], M)
+    return M, True
+
+def _vjp(out, x, u):
+    "`u^T d out / d x` (None when `out` does not depend on `x`)."
+    r, = torch.autograd.grad(out, x, u, retain_graph=True, allow_unused=True)
+    return r
+
+def _pivot_contract(M, J, R, a3)->tuple:
+    "The layer's weight and bias diagonals from the pivot Hessian `M`, the Jacobians `J` `[N, P, D_r, D_out]` and `R`."
+    (N, P, Dr, Dout), Din = J.shape, a3.shape[-1]
+    dW = torch.zeros(Dout, Din, dtype=J.dtype, device=J.device)
+    db = torch.zeros(Dout, dtype=J.dtype, device=J.device)
+    for n in range(N):
+        for i0, i1 in chunk_spans(Dout, max(1, 2**24 // (P * Dr * P))):
+            Jn = J[n, :, :, i0:i1]
+            Mz = torch.einsum('tai,tasi->its', Jn, torch.einsum('tasb,sbi->tasi', M[n], Jn))   # [k, P, P]
+            Mz.diagonal(dim1=1, dim2=2).add_(R[n, :, i0:i1].T)
+            dW[i0:i1] += ((Mz @ a3[n]) * a3[n]).sum(1)
+            db[i0:i1] += Mz.sum((1, 2))
+    return dW, db
+
+def _via_pivot(curv, outs, z, zfn, loss, w, a3, to_z, from_z, Dout, batch, bi, batched, K, progress, label):
+    "(weight diagonal, bias diagonal, products, pivot name) of a linear layer through the first valid pivot, or None."
+    N, P, _ = a3.shape
+    as_z = lambda V: to_z(V[None])[0]
+    at_p = lambda R: None if R is None else from_z(R[None])[0]
+    n_test = 2 * (P - 1).bit_length()
+    for name, hits in outs.items():
+        if len(hits) != 1: continue
+        r, rfn = hits[0]
+        if r is None or rfn is None or r.grad_fn is not rfn or r.dim() != 3 or tuple(r.shape[:2]) != (N, P): continue
+        Dr = r.shape[2]
+        if N * (P * Dr)**2 * r.element_size() > _PIVOT_BYTES: continue
+        if not _reaches_node([rfn], zfn) or _reaches_node([loss.grad_fn], zfn, stop=rfn): continue
+        jt = lambda U: at_p(_vjp(r, z, U))                         # J^T U, positions of the layer
+        if not _keeps_positions(jt, (N, P, Dr), z.device, z.dtype): continue
+        gr, = torch.autograd.grad(loss * w, r, create_graph=True, allow_unused=True)
+        if gr is None: continue
+        h, = torch.autograd.grad((gr.detach() * r).sum(), z, create_graph=True, allow_unused=True)
+        second = h is not None and h.requires_grad
+        hv = lambda V: at_p(_vjp(h, z, as_z(V)))                   # the second-order term of r, times V
+        if second and not _keeps_positions(hv, (N, P, Dout), z.device, z.dtype): continue
+        M, fresh = _cached_pivot(curv, name, bi, batch, w,
+                                 lambda: _pivot_hessian(gr, r, batched, K, progress, f"diag {label} (pivot {name})"))
+        U, E = torch.zeros(N, P, Dr, dtype=r.dtype, device=r.device), torch.zeros(N, P, Dout, dtype=z.dtype, device=z.device)
+        J = torch.zeros(N, P, Dr, Dout, dtype=z.dtype, device=z.device)
+        for b in range(Dr):
+            U[..., b] = 1
+            jb = jt(U)
+            if jb is not None: J[:, :, b] = jb   # (before U is reset: a gradient may be U itself)
+            U[..., b] = 0
+        R = torch.zeros(N, P, Dout, dtype=z.dtype, device=z.device)
+        for i in range(Dout if second else 0):
+            E[..., i] = 1
+            ri = hv(E)
+            if ri is not None: R[..., i] = ri[..., i]
+            E[..., i] = 0
+        if not (torch.isfinite(M).all() and torch.isfinite(J).all() and torch.isfinite(R).all()):
+            raise CurvatureError(f"the output-space Hessian of layer {label!r} has NaN/Inf: the curvature is not "
+                                 "finite at this iterate.")
+        n = n_test * (2 if second else 1) + (P * Dr if fresh else 0) + Dr + (Dout if second else 0)
+        return *_pivot_contract(M, J, R, a3), n, name
+    return None
 
 # %% ../nbs/03a_diagonal.ipynb #4f55753f
 class _NotFast(Exception): "The shortcut does not apply to this layer (the reason is the message)."
@@ -212,14 +356,15 @@ def not_local(loss, a, z, zfn, params)->str|None:
 
 # %% ../nbs/03a_diagonal.ipynb #946b51d2
 def _fast_layer(curv, mod, kind, want, label, chunk=None, progress=False, batched=None):
-    "Exact diagonal of the weight/bias of one linear/conv layer by output-space products; returns (dict, n_products)."
+    "Exact diagonal of the weight/bias of one linear/conv layer by output-space products: (dict, n_products, pivot)."
+    # pivot: the name of the module whose output carried the products (see above), or None
     if curv.group is None: return _fast_local(curv, mod, kind, want, label, chunk, progress, batched)
-    try: d, n, why = *_fast_local(curv, mod, kind, want, label, chunk, progress, batched), None
-    except _NotFast as e: d, n, why = None, 0, str(e)
+    try: d, n, via, why = *_fast_local(curv, mod, kind, want, label, chunk, progress, batched), None
+    except _NotFast as e: d, n, via, why = None, 0, None, str(e)
     bad, n = curv.reduce_floats(float(why is not None), n)   # every rank takes the same route
     if bad: raise _NotFast(why or "the shortcut does not apply on another rank")
     curv.reduce(list({id(t): t for t in d.values()}.values()))   # each rank's shard, summed
-    return d, int(n)
+    return d, int(n), via
 
 def _fast_local(curv, mod, kind, want, label, chunk=None, progress=False, batched=None):
     "`_fast_layer` on this rank's data."
@@ -227,13 +372,17 @@ def _fast_local(curv, mod, kind, want, label, chunk=None, progress=False, batche
     params = [getattr(mod, n.rpartition('.')[2]) for n in want]
     dW = torch.zeros(W.shape[0], W[0].numel(), dtype=curv.dtype, device=curv.device)
     db = torch.zeros(W.shape[0], dtype=curv.dtype, device=curv.device)
-    batched, n_prod = (curv.device.type == 'cuda') if batched is None else batched, 0
-    for batch, w in curv.batches():
-        cap = []
-        h = mod.register_forward_hook(lambda m, args, kw, out: cap.append((_first_arg(args, kw), out, out.grad_fn)),
-                                      with_kwargs=True)
+    batched, n_prod, vias = (curv.device.type == 'cuda') if batched is None else batched, 0, set()
+    anc = _ancestors(curv.model, mod) if kind == 'linear' else []
+    for bi, (batch, w) in enumerate(curv.batches()):
+        cap, outs = [], {n: [] for n in anc}
+        rec = lambda n: lambda m, args, out: outs[n].append((_out_tensor(out), getattr(_out_tensor(out), 'grad_fn', None)))
+        hs = [mod.register_forward_hook(lambda m, args, kw, out: cap.append((_first_arg(args, kw), out, out.grad_fn)),
+                                        with_kwargs=True)] + [curv.model.get_submodule(n).register_forward_hook(rec(n))
+                                                              for n in anc]
         try: loss = curv.batch_loss(batch)
-        finally: h.remove()
+        finally:
+            for h in hs: h.remove()
         if len(cap) != 1: raise _NotFast(f"called {len(cap)} times in one forward pass")
         a, z, zfn = cap[0]
         if not z.requires_grad: continue
@@ -259,6 +408,12 @@ def _fast_local(curv, mod, kind, want, label, chunk=None, progress=False, batche
                     db.index_add_(0, ii, r.sum((1, 2)))
                     n_prod += s1 - s0
                 continue
+            piv = (_via_pivot(curv, outs, z, zfn, loss, w, a3, to_z, from_z, W.shape[0], batch, bi, batched, K, progress,
+                              label) if P > 1 and anc else None)
+            if piv is not None:   # the positions meet further down, past a pivot: the chain rule through it
+                pdW, pdb, n, via = piv
+                dW += pdW; db += pdb; n_prod += n; vias.add(via)
+                continue
             pairs = [(t, i) for i in range(W.shape[0]) for t in range(P)]
             for s0, s1 in progress_bar(chunk_spans(len(pairs), K), f"diag {label}", progress):
                 ts = torch.tensor([p[0] for p in pairs[s0:s1]], device=curv.device)
@@ -271,7 +426,8 @@ def _fast_local(curv, mod, kind, want, label, chunk=None, progress=False, batche
                 else: dW.index_add_(0, ii, (a3[:, ts, :].transpose(0, 1) * torch.einsum('kns,nsj->knj', r, a3)).sum(1))
                 db.index_add_(0, ii, r.sum((1, 2)))
                 n_prod += s1 - s0
-    return {n: (dW.reshape(W.shape) if n.endswith('weight') else db) for n in want}, n_prod
+    return ({n: (dW.reshape(W.shape) if n.endswith('weight') else db) for n in want}, n_prod,
+            ', '.join(sorted(vias)) or None)
 
 # %% ../nbs/03a_diagonal.ipynb #3cc543a2
 class _Precision(torch.overrides.TorchFunctionMode):
@@ -437,10 +593,11 @@ def _block_flat(curv, b, r, cost, max_seconds, max_hvps, progress, res)->tuple:
     "(flat diagonal of block `b` by its planned route `r`, whether it came from the output-space shortcut)."
     if r[0] == 'fast':
         try:
-            d, n = _fast_layer(curv, r[1], r[2], curv.block_names(b), b, progress=progress)
+            d, n, via = _fast_layer(curv, r[1], r[2], curv.block_names(b), b, progress=progress)
             res.spent('output', n)
             res.routes[b] = 'fast'
-            res.reasons[b] = f"output-space products ({n:,} instead of {curv.block_dim(b):,} columns)"
+            res.reasons[b] = (f"output-space products ({n:,} instead of {curv.block_dim(b):,} columns)"
+                              + (f", through the output of {via!r} (a pivot)" if via else ""))
             return curv.flatten(d, b), True
         except _NotFast as e:
             r = ('columns', str(e), curv.block_dim(b))
