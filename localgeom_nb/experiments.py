@@ -157,6 +157,7 @@ def run_one(task, # task name or `Task`
             progress:bool=False, desc:str=None,
             background=False, # compute the records while training goes on: "process", "thread" or True (see `Tracker`)
             at_end=None, # called as `at_end(name, seed, model)` with the trained model (e.g. an exact check on it)
+            at_step=None, # called as `at_step(name, seed, t, model)` at each iterate `t`, before its update
            )->pd.DataFrame:
     "Train and track one (task, optimizer, seed) run; returns its runs table."
     task = get_task(task)
@@ -169,7 +170,8 @@ def run_one(task, # task name or `Task`
     with Tracker(model, task.loss_fn, task.eval_batch(), every=every, shard_data=True, layers=layers, run=folder,
                  method=method or task.method, n_probes=n_probes or task.n_probes, precond=precond,
                  optimizer_name=name, seed=seed, device=dev, config=cfg, background=background) as tr:
-        track_training(model, opt, task.loader(seed), task.loss_fn, steps, tr, progress=progress, desc=desc)
+        track_training(model, opt, task.loader(seed), task.loss_fn, steps, tr, progress=progress, desc=desc,
+                       on_step=None if at_step is None else (lambda t, lv: at_step(name, seed, t, model)))
     if at_end is not None: at_end(name, seed, model)
     return tr.df
 
@@ -189,17 +191,18 @@ def compare_optimizers(task=DEFAULT_TASK, # task name or `Task`
                        threads="auto", # torch CPU threads during the runs: "auto" (1 on CPU), a number, or None (leave as is)
                        background=False, # compute each record while training goes on: "process", "thread" or True (same rows)
                        at_end=None, # called as `at_end(name, seed, model)` after each run trained here (not resumed ones)
+                       at_step=None, # called as `at_step(name, seed, t, model)` at each iterate of those runs, before its update
                       )->pd.DataFrame: # the runs table of all runs
     "Train every optimizer from the same initialisation on the same data order for each seed, tracking the curvature."
     n0 = torch.get_num_threads()
     if threads == "auto": threads = 1 if resolve_device(device).type == "cpu" else None
     if threads: torch.set_num_threads(int(threads))
     try: return _compare(task, optimizers, steps, seeds, every, out, device, progress, method, n_probes, layers,
-                         precond, background, at_end)
+                         precond, background, at_end, at_step)
     finally: torch.set_num_threads(n0)
 
 def _compare(task, optimizers, steps, seeds, every, out, device, progress, method, n_probes, layers, precond,
-             background=False, at_end=None):
+             background=False, at_end=None, at_step=None):
     task, opts = get_task(task), resolve_optimizers(optimizers, task)
     steps, every = steps or task.steps, every or task.every
     seeds = [int(s) for s in (seeds if np.iterable(seeds) else range(seeds))]
@@ -216,7 +219,7 @@ def _compare(task, optimizers, steps, seeds, every, out, device, progress, metho
                 continue
             frames.append(run_one(task, name, cls, kw, seed, steps, every, folder, device, method, n_probes, layers,
                                   precond, progress, desc=f"{name} seed {seed}", background=background,
-                                  at_end=at_end))
+                                  at_end=at_end, at_step=at_step))
     except KeyboardInterrupt:
         warnings.warn(f"interrupted: returning the {len(frames)} finished runs"
                       + (f"; everything recorded is in {root}, "
@@ -237,7 +240,7 @@ def exact_r_meds(make_model, # picklable `make_model(seed=...)` (e.g. `functools
                  state:dict, # trained weights (a state dict)
                  layers, # the layers (blocks) to compute
                  seed:int=0, device="cpu", threads:int|None=None, # torch threads for this call (None: as they are)
-                )->tuple: # (loss on `data`, rows: layer, r_med_exact, route, n_products, seconds)
+                )->tuple: # (loss on `data`, rows: layer, r_med_exact, route, how, n_products, seconds)
     "Exact R_med of each of `layers` for the weights `state` (module-level and picklable arguments: a worker process can run it)."
     n0 = torch.get_num_threads()
     if threads: torch.set_num_threads(int(threads))
@@ -251,8 +254,8 @@ def _exact_r_meds(make_model, loss_fn, data, state, layers, seed, device):
     for layer in layers:
         t0 = time.perf_counter()
         d = curv.diagonal("exact", layers=layer, force=True, progress=False)
-        rows.append(dict(layer=layer, r_med_exact=float(r_med(d)), route=d.routes[layer], n_products=d.n_hvp,
-                         seconds=time.perf_counter() - t0))
+        rows.append(dict(layer=layer, r_med_exact=float(r_med(d)), route=d.routes[layer], how=d.reasons[layer],
+                         n_products=d.n_hvp, seconds=time.perf_counter() - t0))
     return curv.loss(), rows
 
 # %% ../nbs/08_experiments.ipynb #009da142

@@ -603,6 +603,7 @@ def track_training(model:nn.Module, # the model (on the device to train on)
                    loss_closure=None, # `loss_closure(model, batch)` instead of `loss_fn`
                    grad_clip:float=None, # clip the global gradient norm to this value
                    desc:str=None, # progress-bar label
+                   on_step=None, # called as `on_step(t, loss)` at each iterate `t` before its update (after any record)
                   )->Training: # final status ("complete", "diverged"), last step and loss
     "Train `model` for `steps` updates on `loader`, recording with `tracker`; Ctrl-C keeps everything recorded."
     dev = next(model.parameters()).device
@@ -612,14 +613,16 @@ def track_training(model:nn.Module, # the model (on the device to train on)
     for _ in range(start): next(batches)           # the same data order as an uninterrupted run
     bar = tqdm(total=steps, initial=start, desc=desc, disable=not (progress and is_rank0()), leave=False)
     def record(lv:float):
-        "Record the iterate of step `t` (before its update), when due."
-        if tracker.step(t, loss=lv, optimizer=optimizer, force=(t == steps), checkpoint=checkpoint) is not None:
+        "Record the iterate of step `t` (before its update), when due; then the caller's `on_step`."
+        if tracker is not None and tracker.step(t, loss=lv, optimizer=optimizer, force=(t == steps),
+                                                checkpoint=checkpoint) is not None:
             bar.set_postfix(loss=f"{lv:.4g}", refresh=False)
+        if on_step is not None: on_step(t, lv)
     try:
         for t in range(start, steps + 1):
             batch = move_batch(next(batches), dev)
             lv = train_step(model, optimizer, loss_fn, batch, loss_closure, grad_clip,
-                            before_update=None if tracker is None else record, update=t < steps)
+                            before_update=None if tracker is None and on_step is None else record, update=t < steps)
             if not math.isfinite(lv):
                 status = "diverged"
                 if tracker is not None: tracker.step(t, loss=lv, optimizer=optimizer, force=True)
