@@ -213,6 +213,10 @@ class RunStore:
                  durable:bool=False, # fsync every file before renaming it (survives power loss, not just a crash)
                  overwrite:bool=False, # remove the run in `path` (config, metrics, state) and start afresh
                 ):
+        if path is False: path = None                        # (run=False: no folder, as None)
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise StoreError(f"a run folder is a path (str or os.PathLike), or None to keep the rows in memory; got "
+                             f"{type(path).__name__} {path!r}.")
         self.path, self.durable = (None if path is None else Path(path).expanduser()), durable
         self._disk, self._pending, self._steps, self.resumed, self._state = [], [], set(), False, None
         self._found, self._beat = None, time.monotonic()     # the config found on disk; the last heartbeat
