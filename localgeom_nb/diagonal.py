@@ -170,20 +170,12 @@ def _zcols(gz, z, to_z, from_z, shape, ts, ii, batched):
 
 def _positions_independent(gz, z, to_z, from_z, shape)->tuple:
     "(are the cross-position blocks `M_n[t, s]`, t != s, of the output Hessian all zero?, products spent)."
-    # For each bit of the position index, a random probe on the positions with that bit set (and one on those
-    # with it clear) must give exactly zero on the other positions: every pair t != s differs in some bit, and a
-    # nonzero block would make that output nonzero with probability one. Any nonzero (even rounding) says no.
-    N, P, Dout = shape
-    if P == 1 or not gz.requires_grad: return False, 0
-    g, pos, n = torch.Generator().manual_seed(0), torch.arange(P), 0
-    for b in range((P - 1).bit_length()):
-        for side in (0, 1):
-            m = ((pos >> b) & 1) == side
-            V = (torch.randn(1, N, P, Dout, generator=g, dtype=torch.float64) * m[None, :, None]).to(z.device, z.dtype)
-            r, = torch.autograd.grad(gz, z, to_z(V)[0], retain_graph=True, allow_unused=True)
-            n += 1
-            if r is not None and from_z(r[None])[0][:, (~m).to(z.device)].ne(0).any(): return False, n
-    return True, n
+    # bit probes (`_keeps_positions`, below); any nonzero, even rounding, says no
+    if shape[1] == 1 or not gz.requires_grad: return False, 0
+    def hv(V):
+        r, = torch.autograd.grad(gz, z, to_z(V[None])[0], retain_graph=True, allow_unused=True)
+        return None if r is None else from_z(r[None])[0]
+    return _keeps_positions(hv, shape, z.device, z.dtype, seed=0)
 
 def _zdiag(gz, z, to_z, from_z, shape, ii)->torch.Tensor:
     "`r[k, n, s] = M^{i_k}_n[s, s]` for units `i_k` when positions are independent: one product per unit."
@@ -199,17 +191,6 @@ def _zdiag(gz, z, to_z, from_z, shape, ii)->torch.Tensor:
 # %% ../nbs/03a_diagonal.ipynb #4950ccfe
 _PIVOT_BYTES = 2**30   # the largest pivot output Hessian kept in memory (beyond it: the products at the layer itself)
 
-def _reaches_node(roots, target, stop=None)->bool:
-    "Does the autograd graph below `roots` reach the node `target` without passing through `stop`?"
-    seen, todo = set(), [r for r in roots if r is not None]
-    while todo:
-        n = todo.pop()
-        if n is stop or n in seen: continue
-        if n is target: return True
-        seen.add(n)
-        todo.extend(f for f, _ in n.next_functions if f is not None)
-    return False
-
 def _ancestors(model, mod)->list:
     "The names of the modules containing `mod` (the model itself excluded), the largest first."
     name = next((n for n, m in model.named_modules() if m is mod), '')
@@ -221,18 +202,18 @@ def _out_tensor(out):
     if torch.is_tensor(out): return out
     return out[0] if isinstance(out, (tuple, list)) and out and torch.is_tensor(out[0]) else None
 
-def _keeps_positions(apply, shape, device, dtype)->bool:
-    "Does `apply` (`[N, P, D]` probes to `[N, P, D']` results, or None) send every position only to itself?"
-    # the bit probes of `_positions_independent`: a probe on the positions with one bit of the index set (or
-    # clear) must give exact zeros on all the others
-    (N, P, D), g = shape, torch.Generator().manual_seed(1)
+def _keeps_positions(apply, shape, device, dtype, seed=1)->tuple:
+    "(does `apply` (`[N, P, D]` probes to `[N, P, D']` results, or None) send every position only to itself?, calls)."
+    # a probe on the positions with one bit of the index set (or clear) must give exact zeros on all the others:
+    # every pair t != s differs in some bit, and a nonzero block would make that output nonzero with probability one
+    (N, P, D), g, n = shape, torch.Generator().manual_seed(seed), 0
     pos = torch.arange(P)
     for b in range((P - 1).bit_length()):
         for side in (0, 1):
             m = ((pos >> b) & 1) == side
-            r = apply((torch.randn(N, P, D, generator=g, dtype=torch.float64) * m[None, :, None]).to(device, dtype))
-            if r is not None and r[:, (~m).to(device)].ne(0).any(): return False
-    return True
+            r, n = apply((torch.randn(N, P, D, generator=g, dtype=torch.float64) * m[None, :, None]).to(device, dtype)), n + 1
+            if r is not None and r[:, (~m).to(device)].ne(0).any(): return False, n
+    return True, n
 
 def _pivot_hessian(gr, r, batched, K, progress=False, desc="pivot")->torch.Tensor:
     "The output Hessian at the pivot `r` (`[N, P, D]`): all blocks `M_n[t, a, s, b]` as `[N, P, D, P, D]`, `P D` products."
@@ -309,15 +290,15 @@ def _via_pivot(curv, outs, z, zfn, loss, w, a3, to_z, from_z, Dout, batch, bi, b
         if r is None or rfn is None or r.grad_fn is not rfn or r.dim() != 3 or tuple(r.shape[:2]) != (N, P): continue
         Dr = r.shape[2]
         if N * (P * Dr)**2 * r.element_size() > _PIVOT_BYTES: continue
-        if not _reaches_node([rfn], zfn) or _reaches_node([loss.grad_fn], zfn, stop=rfn): continue
+        if not graph_reaches([rfn], [], nodes=[zfn]) or graph_reaches([loss.grad_fn], [], rfn, [zfn]): continue
         jt = lambda U: at_p(_vjp(r, z, U))                         # J^T U, positions of the layer
-        if not _keeps_positions(jt, (N, P, Dr), z.device, z.dtype): continue
+        if not _keeps_positions(jt, (N, P, Dr), z.device, z.dtype)[0]: continue
         gr, = torch.autograd.grad(loss * w, r, create_graph=True, allow_unused=True)
         if gr is None: continue
         h, = torch.autograd.grad((gr.detach() * r).sum(), z, create_graph=True, allow_unused=True)
         second = h is not None and h.requires_grad
         hv = lambda V: at_p(_vjp(h, z, as_z(V)))                   # the second-order term of r, times V
-        if second and not _keeps_positions(hv, (N, P, Dout), z.device, z.dtype): continue
+        if second and not _keeps_positions(hv, (N, P, Dout), z.device, z.dtype)[0]: continue
         M, fresh = _cached_pivot(curv, name, bi, batch, w,
                                  lambda: _pivot_hessian(gr, r, batched, K, progress, f"diag {label} (pivot {name})"))
         U, E = torch.zeros(N, P, Dr, dtype=r.dtype, device=r.device), torch.zeros(N, P, Dout, dtype=z.dtype, device=z.device)

@@ -805,12 +805,14 @@ def to_dense(op)->torch.Tensor:
 def graph_reaches(roots, # autograd nodes to start from (None entries are skipped)
                   params, # tensors whose AccumulateGrad nodes are looked for
                   stop=None, # a node whose inputs are not followed
+                  nodes=(), # autograd nodes looked for too (e.g. a module output's `grad_fn`)
                  )->bool:
-    "Does the autograd graph below `roots` reach one of `params`?"
+    "Does the autograd graph below `roots` reach one of `params` (or of `nodes`)?"
     want, seen, todo = {id(p) for p in params}, set(), [r for r in roots if r is not None]
     while todo:
         n = todo.pop()
         if n is stop or n in seen: continue
+        if any(n is m for m in nodes): return True
         seen.add(n)
         v = getattr(n, 'variable', None)
         if v is not None and id(v) in want: return True
