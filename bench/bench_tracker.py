@@ -6,7 +6,13 @@ and a forked worker process with one torch thread (`Tracker(background="process"
 Target: tracked / untracked <= 1.10 at a record every 10 steps, quiet and under a concurrent load.
 
 Run: python bench/bench_tracker.py   (BENCH_THREADS=1 by default, as `localgeom compare` on a CPU; BENCH_REPEATS=3;
-BENCH_EVERY=50 by default; BENCH_LOAD=1 runs a second process doing float32 matmuls the whole time)"""
+BENCH_EVERY=50 by default; BENCH_LOAD=1 runs a second process doing float32 matmuls the whole time; BENCH_STEPS=1000;
+BENCH_LONG=5000 also times the process worker on a run of that many steps, 0 skips it)
+
+A run pays some costs once: forking the worker (~10 ms), the first record (it verifies its route: ~25 ms in the
+worker), the first and last writes of the run folder, and the last record (computed after the last step). On a
+1000-step run (0.55 s untracked) they are several percent; the longer run shows the cost per record without them.
+"""
 import os, sys, tempfile, statistics, time
 import torch, torch.nn.functional as F
 sys.path.insert(0, __file__.rsplit('/', 1)[0])
@@ -15,7 +21,7 @@ from localgeom_nb.data import digits, eval_subset, make_loader
 from localgeom_nb.models import MLP
 from localgeom_nb.track import Tracker, track_training
 
-STEPS, BATCH, N_EVAL = 1000, 64, 512
+STEPS, BATCH, N_EVAL = int(os.environ.get("BENCH_STEPS", 1000)), 64, 512
 EVERY = int(os.environ.get("BENCH_EVERY", 50))
 
 def _matmuls():
@@ -68,5 +74,20 @@ def main():
     print(f"\nrecords per run: {tr.n_records}; untracked step {p / STEPS * 1e3:.2f} ms")
     print("overhead ratio (run folder): " + ", ".join(f"{v.split(',')[0]} {med[v] / p:.3f}x" for v, _ in variants[2:])
           + "  (target <= 1.10x)")
+    long = int(os.environ.get("BENCH_LONG", 5000))
+    if long: longer(long, reps)
+
+def longer(steps:int, reps:int):
+    "Untracked against the process worker on a run of `steps` steps (the once-per-run costs spread over more records)."
+    global STEPS
+    STEPS, secs, recs = steps, {"untracked": [], "process": []}, []
+    for i in range(reps):
+        secs["untracked"].append(run(False)[0])
+        with tempfile.TemporaryDirectory() as d:
+            t, tr = run(True, os.path.join(d, "run"), background="process")
+        secs["process"].append(t); recs.append(tr.seconds / tr.n_records)
+    u, q = statistics.median(secs["untracked"]), statistics.median(secs["process"])
+    print(f"\n{steps} steps ({tr.n_records} records): untracked {u:.2f} s, tracked in a process {q:.2f} s, "
+          f"ratio {q / u:.3f}x; {statistics.median(recs) * 1e3:.3f} ms per record in the loop  (target <= 1.10x)")
 
 if __name__ == "__main__": main()

@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['RUNS_SCHEMA', 'RUNS_KEY', 'StoreError', 'runs_frame', 'read_metrics', 'read_config', 'utc_now', 'jsonable',
-           'check_same_run', 'RunStore', 'training_state', 'find_runs', 'load_runs', 'run_configs', 'run_status']
+           'check_same_run', 'RunStore', 'Record', 'training_state', 'find_runs', 'load_runs', 'run_configs',
+           'run_status']
 
 # %% ../nbs/06a_store.ipynb #c513f20b
 import errno, json, math, os, platform, re, socket, sys, time, warnings
@@ -319,14 +320,53 @@ def abandon(self:RunStore, reason:str=""):
 # %% ../nbs/06a_store.ipynb #f9e50415
 _COLUMNS = list(RUNS_SCHEMA)
 
+class Record:
+    "One record's rows as numbers and a row layout (`layers`, `stats`), which is the same record after record."
+    def __init__(self, step:int, layers:tuple, stats:tuple, value, stderr, loss:float, when:float):
+        self.step, self.layers, self.stats, self.loss, self.when = int(step), tuple(layers), tuple(stats), loss, when
+        self.value, self.stderr = np.asarray(value, dtype=np.float64), np.asarray(stderr, dtype=np.float64)
+        self.run_id, self.optimizer, self.seed = "", "", 0   # (set by the store that keeps it)
+    def __len__(self): return len(self.value)
+    def __repr__(self): return f"Record(step={self.step}, {len(self)} rows)"
+    def frame(self)->pd.DataFrame:
+        "The rows as a runs frame."
+        return _records_frame([self])
+
+def _strings(values:list)->pd.api.extensions.ExtensionArray: return pd.array(values, dtype="str")
+
+def _records_frame(recs:list)->pd.DataFrame:
+    "One runs frame of many `Record`s: one array per column (string columns built once per row layout)."
+    ns = np.array([len(r) for r in recs], dtype=np.int64)
+    num = lambda f, dt: np.repeat(np.array([f(r) for r in recs], dtype=dt), ns)
+    cat = lambda f: [s for r in recs for s in f(r)]
+    rep = lambda f: [s for r in recs for s in [f(r)] * len(r)]
+    return pd.DataFrame(dict(
+        run_id=_strings(rep(lambda r: r.run_id)), optimizer=_strings(rep(lambda r: r.optimizer)),
+        seed=num(lambda r: r.seed, np.int64), step=num(lambda r: r.step, np.int64),
+        layer=_strings(cat(lambda r: r.layers)), stat=_strings(cat(lambda r: r.stats)),
+        value=np.concatenate([r.value for r in recs]), stderr=np.concatenate([r.stderr for r in recs]),
+        loss=num(lambda r: r.loss, np.float64), time=num(lambda r: r.when, np.float64)), copy=False)
+
+def _frame_of(pending:list)->pd.DataFrame:
+    "The buffered rows (runs frames and `Record`s, in order) as one runs frame."
+    frames, recs = [], []
+    for p in pending + [None]:                           # consecutive records become one frame
+        if isinstance(p, Record): recs.append(p); continue
+        if recs: frames.append(_records_frame(recs)); recs = []
+        if p is not None: frames.append(p)
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True) if frames else runs_frame([])
+
 @patch
 def add_record(self:RunStore,
-               df:pd.DataFrame, # one record's rows, with the `RUNS_SCHEMA` columns and dtypes (see `runs_frame`)
+               df:pd.DataFrame|Record, # one record's rows: a `Record`, or a frame of `RUNS_SCHEMA` columns and dtypes
                step:int, # their step
                state:dict=None, # a training-state snapshot (`training_state`) to write with them (run folders only)
-              )->pd.DataFrame:
-    "Buffer the rows of one `step` (only the columns are checked: the tracker's fast path); `flush` writes them."
-    if list(df.columns) != _COLUMNS:
+              )->pd.DataFrame|Record:
+    "Buffer the rows of one `step` (a frame's columns only are checked: the tracker's fast path); `flush` writes them."
+    if isinstance(df, Record):                             # the run's labels, as they are now
+        df.run_id, df.optimizer = self.run_id, str(self.config.get("optimizer", ""))
+        df.seed = int(self.config.get("seed", 0) or 0)
+    elif list(df.columns) != _COLUMNS:
         raise StoreError(f"add_record needs the columns {_COLUMNS}, got {list(df.columns)}: build the rows with "
                          "runs_frame.")
     if len(df): self._pending.append(df); self._steps.add(int(step))
@@ -353,7 +393,7 @@ def flush(self:RunStore)->int:
             self._write_state()
             self.heartbeat()
         return 0
-    df = pd.concat(self._pending, ignore_index=True)
+    df = _frame_of(self._pending)
     if self.path is not None:
         part = self.path/"metrics"/f"part-{self._next_part:05d}.parquet"
         try:
@@ -373,7 +413,7 @@ def flush(self:RunStore)->int:
 @patch(as_prop=True)
 def df(self:RunStore)->pd.DataFrame:
     "All rows of the run, saved and pending, as one runs frame."
-    frames = self._disk + self._pending
+    frames = self._disk + ([_frame_of(self._pending)] if self._pending else [])
     return pd.concat(frames, ignore_index=True) if frames else runs_frame([])
 
 # %% ../nbs/06a_store.ipynb #d631a951

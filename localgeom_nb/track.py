@@ -25,7 +25,7 @@ import localgeom_nb.diagonal   # `Curvature.diagonal`, the exact diagonal behind
 from .spectrum import lanczos
 from .store import RUNS_SCHEMA, RUNS_KEY, StoreError, runs_frame, read_metrics, read_config
 from .store import check_same_run, RunStore, training_state, find_runs, load_runs, run_configs
-from .store import run_status, jsonable, utc_now
+from .store import run_status, jsonable, utc_now, Record
 from .worker import ForkWorker
 
 # %% ../nbs/07_track.ipynb #4b87e70f
@@ -206,7 +206,7 @@ class Tracker:
         else: self._open_ranks(run, cfg, resume, overwrite)
         self._jobs, self._opt_seen = deque(), False   # records computing in the background: (job, step, snapshot)
         self.n_records, self.seconds, self._since_flush, self._checked, self.diverged = 0, 0.0, 0, False, False
-        self._flushed_at, self._strs = -math.inf, {}
+        self._flushed_at, self._gap, self._last_at = -math.inf, 0., -math.inf
 
     @property
     def stats(self)->tuple: return self.spec.names
@@ -218,14 +218,14 @@ class Tracker:
 # %% ../nbs/07_track.ipynb #33d4c2e5
 @patch
 def _worker(self:Tracker, mode:str|None):
-    "The background worker for `mode`: None, a thread pool, or a `ForkWorker` running `_measure` on the shadow model."
+    "The background worker for `mode`: None, a thread pool, or a `ForkWorker` computing records on the shadow model."
     if mode is None: return None
     if mode == "thread": return ThreadPoolExecutor(1, thread_name_prefix="localgeom-tracker")
     if self.curv.device.type != "cpu": raise CurvatureError(
         f"background='process' computes on the CPU, but the curvature is on {self.curv.device}: use "
         "background='thread' (or False) on a GPU.")
     self.curv.progress = False                          # (the child's bars would write into the parent's stream)
-    return ForkWorker(self._measure, _tensors(self._shadow), name="localgeom-tracker")
+    return ForkWorker(self._compute, _tensors(self._shadow), name="localgeom-tracker")
 
 
 # %% ../nbs/07_track.ipynb #fe7e26c2
@@ -303,11 +303,10 @@ def _layer_stats(self:Tracker, P)->tuple:
 # %% ../nbs/07_track.ipynb #d53b3d57
 @patch
 def _record_rows(self:Tracker, st:list, step:int, loss:float, eval_loss:float, seconds:float, when:float,
-                 extra=None)->dict:
-    "Tidy rows (as columns) for one record, from the `layer_stats` rows `st`."
-    exact, cols = self.spec.method == "exact", dict(layer=[], stat=[], value=[], stderr=[])
-    def add(layer, stat, value, se):
-        for c, v in zip(("layer", "stat", "value", "stderr"), (layer, stat, float(value), se)): cols[c].append(v)
+                 extra=None)->Record:
+    "One record's rows (a `Record`: numbers and their layout), from the `layer_stats` rows `st`."
+    exact, layers, stats_, value, stderr = self.spec.method == "exact", [], [], [], []
+    def add(layer, stat, v, se): layers.append(layer); stats_.append(stat); value.append(float(v)); stderr.append(se)
     have = set().union(*st)
     stats = [s for s in self.stats if s in have]
     if self.spec.precond and "r_med_precond" in have: stats.append("r_med_precond")
@@ -317,29 +316,22 @@ def _record_rows(self:Tracker, st:list, step:int, loss:float, eval_loss:float, s
             add(r["layer"], s, r.get(s, math.nan), se)
     for s, v in (("loss", loss), ("eval_loss", eval_loss), ("track_seconds", seconds), *(extra or {}).items()):
         add(WHOLE_ROW, s, v, math.nan)
-    n, cfg = len(cols["layer"]), self.store.config
-    key = (self.store.run_id, str(cfg.get("optimizer", "")), tuple(cols["layer"]), tuple(cols["stat"]))
-    if key not in self._strs:                         # string columns are the same record after record: made once
-        if len(self._strs) > 16: self._strs.clear()
-        values = ([key[0]] * n, [key[1]] * n, cols["layer"], cols["stat"])
-        names = ("run_id", "optimizer", "layer", "stat")
-        self._strs[key] = {c: pd.array(v, dtype="str") for c, v in zip(names, values)}
-    sa = self._strs[key]
-    return dict(run_id=sa["run_id"], optimizer=sa["optimizer"],
-                seed=np.full(n, int(cfg.get("seed", 0) or 0), dtype=np.int64), step=np.full(n, step, dtype=np.int64),
-                layer=sa["layer"], stat=sa["stat"], value=np.array(cols["value"], dtype=np.float64),
-                stderr=np.array(cols["stderr"], dtype=np.float64), loss=np.full(n, loss, dtype=np.float64),
-                time=np.full(n, when, dtype=np.float64))
+    return Record(step, layers, stats_, value, stderr, loss, when)
 
 # %% ../nbs/07_track.ipynb #71c4f8ca
 @patch
-def step(self:Tracker, step:int, # the training step (number of optimizer updates so far)
-         loss=None, # the training loss at this step (float or 0-d tensor); default: the loss on the curvature data
-         optimizer=None, # the optimizer, for its name, hyperparameters and preconditioner
-         force:bool=False, # record even if `step` is not a multiple of `every`
-         checkpoint:bool=False, # snapshot model, optimizer and random state with the record (run folders; for resuming)
-        )->pd.DataFrame|None: # the rows recorded (background: those of the last record finished meanwhile), or None
-    "Record the statistics at this iterate if `step` is due (and not already recorded)."
+def _snap_due(self:Tracker, force:bool)->bool:
+    "Is a write likely before the next record is stored? Then this record carries a snapshot of the training state."
+    # (the first record and a forced one always do; a snapshot no write follows is replaced by the next one)
+    if self.store.path is None: return False
+    if force or self.n_records + len(self._jobs) == 0: return True
+    ahead = len(self._jobs) + 1                         # records stored from now up to this one
+    lead = 0. if self._pool is None else self._gap * (ahead + 1)   # about when this one is stored
+    return self.flush_policy.due(self._since_flush + ahead, self._flushed_at - lead)
+
+@patch
+def _step(self:Tracker, step:int, loss=None, optimizer=None, force:bool=False, checkpoint:bool=False)->Record|None:
+    "`step` without a frame of the rows (the training loops' path): the `Record` of the rows, or None."
     step = int(step)
     if self._group is not None:   # a distributed run: every rank calls step(); due records are collective
         if force or not step % self.every:
@@ -359,27 +351,38 @@ def step(self:Tracker, step:int, # the training step (number of optimizer update
         warnings.warn(f"run {self.store.run_id!r}: the training loss is {loss} at step {step}; nothing recorded from "
                       "here on.")
         return None
+    snap = lambda: training_state(self.model, optimizer, step) if checkpoint and self._snap_due(force) else None
     if self._pool is None:
         with self._section(step):
             P = precond_diag(optimizer, self.model) if self.spec.precond and optimizer is not None else None
-            snap = training_state(self.model, optimizer, step) if checkpoint and self.store.path is not None else None
+            state = snap()
             out = self._compute(P, step, loss, self.store.elapsed(), self._sharp_inputs(optimizer))
-        rows = self._store_record(out, step, snap)
+        rec = self._store_record(out, step, state)
     else:
         P = precond_diag(optimizer, self.model) if self.spec.precond and optimizer is not None else None
-        snap = training_state(self.model, optimizer, step) if checkpoint and self.store.path is not None else None
-        rows = self._collect(wait=False)                # the records finished meanwhile
-        if self._jobs and not isinstance(self._pool, ForkWorker): rows = self._collect()   # a thread: one shadow copy
-        self._jobs.append((self._hand_off(P, step, loss, self.store.elapsed()), step, snap))
+        rec = self._collect(wait=False)                 # the records finished meanwhile
+        if self._jobs and not isinstance(self._pool, ForkWorker): rec = self._collect()    # a thread: one shadow copy
+        self._jobs.append((self._hand_off(P, step, loss, self.store.elapsed()), step, snap()))
+    self._gap, self._last_at = t0 - self._last_at, t0   # (the time between records: when the next one is stored)
     self.seconds += time.perf_counter() - t0
-    return rows
+    return rec
+
+@patch
+def step(self:Tracker, step:int, # the training step (number of optimizer updates so far)
+         loss=None, # the training loss at this step (float or 0-d tensor); default: the loss on the curvature data
+         optimizer=None, # the optimizer, for its name, hyperparameters and preconditioner
+         force:bool=False, # record even if `step` is not a multiple of `every`
+         checkpoint:bool=False, # snapshot model, optimizer and RNG state with a record a write follows (for resuming)
+        )->pd.DataFrame|None: # the rows recorded (background: those of the last record finished meanwhile), or None
+    "Record the statistics at this iterate if `step` is due (and not already recorded)."
+    rec = self._step(step, loss, optimizer, force, checkpoint)
+    return None if rec is None else rec.frame()
 
 # %% ../nbs/07_track.ipynb #73548044
 @patch
 def _hand_off(self:Tracker, P, step:int, loss, when:float):
-    "Start a record in the background on a copy of the weights; the job's `result()` is its (rows, notes)."
-    if isinstance(self._pool, ForkWorker):
-        return self._pool.submit(_tensors(self.model), P, finish=lambda m: self._rows(m, step, loss, when))
+    "Start a record in the background on a copy of the weights; the job's `result()` is its (`Record`, notes)."
+    if isinstance(self._pool, ForkWorker): return self._pool.submit(_tensors(self.model), P, step, loss, when)
     with torch.no_grad():
         for q, p in zip(_tensors(self._shadow), _tensors(self.model)): q.copy_(p)
     return self._pool.submit(self._compute, P, step, loss, when)
@@ -424,48 +427,53 @@ def _measure(self:Tracker, P, sharp=None)->tuple:
 def _rows(self:Tracker, measured:tuple, step:int, loss, when:float)->tuple:
     "The record's rows from its measurements, and its notes (layer -> why R_med is inf)."
     st, extra, eval_loss, seconds = measured
-    cols = self._record_rows(st, step, eval_loss if loss is None else loss, eval_loss, seconds, when, extra)
-    return pd.DataFrame(cols, copy=False), {r["layer"]: r["note"] for r in st if r.get("note")}
+    rec = self._record_rows(st, step, eval_loss if loss is None else loss, eval_loss, seconds, when, extra)
+    return rec, {r["layer"]: r["note"] for r in st if r.get("note")}
 
 @patch
 def _compute(self:Tracker, P, step:int, loss, when:float, sharp=None)->tuple:
-    "The record's rows and notes (in the worker thread in background='thread' mode)."
+    "The record's rows and notes (in the worker in background mode, thread or process)."
     return self._rows(self._measure(P, sharp), step, loss, when)
 
 # %% ../nbs/07_track.ipynb #5cf6258b
 @patch
-def _store_record(self:Tracker, out:tuple, step:int, snap)->pd.DataFrame:
+def _store_record(self:Tracker, out:tuple, step:int, snap)->Record:
     "Store one computed record `out` (rows, notes) with its state snapshot, if any, and flush when due."
-    df, notes = out
+    rec, notes = out
     if notes:                                           # (written with the config at the next flush)
         seen = self.store.config.setdefault("notes", {})
         for layer, note in notes.items(): seen.setdefault(layer, f"step {step}: {note}")
-    rows = self.store.add_record(df, step, state=snap)
+    self.store.add_record(rec, step, state=snap)
     self.n_records += 1
     self._since_flush += 1
-    if self._flush_due(): self.flush()
-    return rows
+    if self._flush_due(): self._write()
+    return rec
 
 # %% ../nbs/07_track.ipynb #91db84b1
 @patch
-def _collect(self:Tracker, wait:bool=True)->pd.DataFrame|None:
-    "Store the records computed in the background, in order (all of them, or those done if not `wait`); the rows of the last."
-    rows = None                                         # (a failed record's error is raised here)
+def _collect(self:Tracker, wait:bool=True)->Record|None:
+    "Store the records computed in the background, in order (all of them, or those done if not `wait`); the last's `Record`."
+    rec = None                                          # (a failed record's error is raised here)
     while self._jobs and (wait or self._jobs[0][0].done()):
         fut, step, snap = self._jobs.popleft()
-        rows = self._store_record(fut.result(), step, snap)
-    return rows
+        rec = self._store_record(fut.result(), step, snap)
+    return rec
 
 # %% ../nbs/07_track.ipynb #3ab78b36
 @patch
 def _flush_due(self:Tracker)->bool: return self.flush_policy.due(self._since_flush, self._flushed_at)
 
 @patch
-def flush(self:Tracker):
-    "Write buffered rows (and the last snapshot) to the run folder, after the record computing in the background."
-    if self._jobs: self._collect()                      # (which flushes when due: then there is nothing left here)
+def _write(self:Tracker):
+    "Write the records stored so far (a due flush: the records still computing are not waited for)."
     self.store.flush()
     self._since_flush, self._flushed_at = 0, time.perf_counter()
+
+@patch
+def flush(self:Tracker):
+    "Write buffered rows (and the last snapshot) to the run folder, after the records computing in the background."
+    if self._jobs: self._collect()
+    self._write()
 
 # %% ../nbs/07_track.ipynb #82a9cf45
 @patch(as_prop=True)
@@ -480,8 +488,8 @@ def close(self:Tracker, status:str=None):
     "Finish the background record, flush, set `status` and merge the run's chunks."
     try: self._collect()
     finally:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+        if self._pool is not None:                      # (a child with no job left exits by itself)
+            self._pool.shutdown(wait=not isinstance(self._pool, ForkWorker))
             self._pool = None
         self.store.close(status)
 
@@ -599,7 +607,7 @@ def track_training(model:nn.Module, # the model (on the device to train on)
                    tracker:Tracker=None, # records curvature along the way (None: plain training)
                    progress:bool=True, # tqdm progress bar
                    resume:bool=True, # restore the state saved in the tracker's run folder, if any
-                   checkpoint:bool=True, # snapshot the training state at each record, written with it (run folders)
+                   checkpoint:bool=True, # snapshot the training state with the records written (run folders; see `Tracker.step`)
                    loss_closure=None, # `loss_closure(model, batch)` instead of `loss_fn`
                    grad_clip:float=None, # clip the global gradient norm to this value
                    desc:str=None, # progress-bar label
@@ -614,8 +622,8 @@ def track_training(model:nn.Module, # the model (on the device to train on)
     bar = tqdm(total=steps, initial=start, desc=desc, disable=not (progress and is_rank0()), leave=False)
     def record(lv:float):
         "Record the iterate of step `t` (before its update), when due; then the caller's `on_step`."
-        if tracker is not None and tracker.step(t, loss=lv, optimizer=optimizer, force=(t == steps),
-                                                checkpoint=checkpoint) is not None:
+        if tracker is not None and tracker._step(t, loss=lv, optimizer=optimizer, force=(t == steps),
+                                                 checkpoint=checkpoint) is not None:
             bar.set_postfix(loss=f"{lv:.4g}", refresh=False)
         if on_step is not None: on_step(t, lv)
     try:

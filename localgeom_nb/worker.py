@@ -49,7 +49,8 @@ def _serve(conn, fn, slots:list, targets:list, threads:int, parent:int, warmup=_
                     for t, s in zip(targets, slots[slot]): t.copy_(s)
                 out, err = fn(*args), None
             except BaseException as e: out, err = None, _portable(e)
-        conn.send((seq, out, err, [(str(w.message), w.category) for w in ws]))
+        try: conn.send((seq, out, err, [(str(w.message), w.category) for w in ws]))
+        except (OSError, ValueError): return            # the parent has gone, or stopped waiting (`shutdown`)
 
 # %% ../nbs/06b_worker.ipynb #2c5c7956
 class ForkJob:
@@ -61,12 +62,18 @@ class ForkJob:
         return out if self.finish is None else self.finish(out)
 
 # %% ../nbs/06b_worker.ipynb #06cc1d10
+_SLOT_BYTES = 256 << 20   # shared copies of the weights a worker keeps at most (beyond two)
+
+def _n_slots(nbytes:int)->int:
+    "Jobs in flight: enough that a slow record (the first one verifies its route) does not hold the loop up."
+    return int(min(8, max(2, _SLOT_BYTES // max(nbytes, 1))))
+
 class ForkWorker:
     "Run `fn(*args)` in a forked child process, after refreshing the child's `targets` from the parent's `sources`."
     def __init__(self, fn, # the function run in the child (it sees the parent's objects as they were at the fork)
                  targets:list, # the child's tensors that each job refreshes (e.g. a copy of the model's parameters)
                  threads:int=1, # torch threads in the child
-                 slots:int=2, # shared copies: up to this many jobs in flight (a job may start while one computes)
+                 slots:int=None, # shared copies: up to this many jobs in flight (None: 2 to 8, 256 MB at most)
                  name:str="localgeom-worker",
                  start_secs:float=10., # how long a new child may take to say it is ready (then: fork again)
                  warmup=_gemm_warmup): # what the child runs before saying it is ready
@@ -74,6 +81,7 @@ class ForkWorker:
             raise CurvatureError("background='process' needs fork (Linux, macOS); use background='thread' here.")
         self.fn, self.targets, self.threads, self.name = fn, list(targets), int(threads), name
         self.start_secs, self.warmup, self.inline = start_secs, warmup, False
+        if slots is None: slots = _n_slots(sum(t.numel() * t.element_size() for t in self.targets))
         self.slots = [[t.detach().to("cpu", copy=True).share_memory_() for t in self.targets] for _ in range(slots)]
         self.proc, self.conn, self._seq, self._got, self._answers = None, None, 0, 0, {}
 
@@ -148,13 +156,12 @@ class ForkWorker:
         return out
 
     def shutdown(self, wait:bool=True):
-        "Stop the child (after its current job if `wait`)."
+        "Stop the child after its current job: wait until it has exited, or (not `wait`) let it exit by itself."
         if self.proc is None: return
         try: self.conn.send(None)
         except (OSError, ValueError): pass
-        self.proc.join(timeout=None if wait else 0.1)
-        if self.proc.is_alive(): self.proc.terminate(); self.proc.join()
-        self.conn.close()
+        if wait: self.proc.join()
+        self.conn.close()                               # (a child still computing ends when it finds the pipe closed)
         self.proc = None
 
     def __repr__(self): return f"ForkWorker({self.name!r}, {len(self.targets)} tensors, pid={getattr(self.proc, 'pid', None)})"
