@@ -335,7 +335,7 @@ class Record:
 def _strings(values:list)->pd.api.extensions.ExtensionArray: return pd.array(values, dtype="str")
 
 def _records_frame(recs:list)->pd.DataFrame:
-    "One runs frame of many `Record`s: one array per column (string columns built once per row layout)."
+    "One runs frame of many `Record`s, built column by column (one array per column for all of them)."
     ns = np.array([len(r) for r in recs], dtype=np.int64)
     num = lambda f, dt: np.repeat(np.array([f(r) for r in recs], dtype=dt), ns)
     cat = lambda f: [s for r in recs for s in f(r)]
